@@ -1,0 +1,457 @@
+"""The mitmproxy addon: wires the pure core to mitmproxy's hooks. The only mitmproxy import.
+
+Identity: sandboxes reach the proxy through a per-run Unix socket; the service hands each
+accepted stream to mitmproxy with a synthetic peer name ``("run:<id>", n)``. Nothing a sandbox
+sends can change that name, so the run is known without trusting the client. Connections on the
+loopback TCP listener have an ordinary peer name and belong to no run: they are refused.
+
+Hooks fail closed and never raise: a refusal is a response with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mitmproxy import connection, ctx, http, options, tls
+from mitmproxy.addons import default_addons
+from mitmproxy.master import Master
+from mitmproxy.proxy import server_hooks
+
+from proxy import audit as audit_mod
+from proxy.decoders import DecodeError, stream_decoder
+from proxy.domains import normalize_host
+from proxy.engine import Engine
+from proxy.leaks import StreamLeakScanner
+from proxy.policy import Decision, check_binding, decide_destination, deny, injectable
+from proxy.runs import RunPolicy
+from proxy.scrub import Scrubber, scrub_text
+from proxy.substitute import basic_payload, body_kind, mentions, swap_body, swap_header, swap_query
+from runner.errors import InvalidDomain
+
+RUN_PEER = "run:"
+REASON_HEADER = "X-Coatcheck-Reason"
+MAX_INSPECT_BYTES = 16 * 1024 * 1024
+_PROXY_ONLY = ("proxy-authorization", "proxy-connection", "proxy-authenticate")
+_seq = itertools.count(1)
+
+
+def run_peername(run_id: str) -> tuple[str, int]:
+    return (RUN_PEER + run_id, next(_seq) % 65536)
+
+
+def run_id_of(client: connection.Client) -> str | None:
+    peer = client.peername
+    if peer and isinstance(peer[0], str) and peer[0].startswith(RUN_PEER):
+        return peer[0][len(RUN_PEER) :]
+    return None
+
+
+@dataclass
+class Tunnel:
+    host: str
+    port: int
+    address: str = ""
+    refused: Decision | None = None
+    checked: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+def refusal(decision: Decision, status: int = 403) -> http.Response:
+    body = f"coatcheck refused this request ({decision.reason}): {decision.detail}\n"
+    return http.Response.make(
+        status,
+        body,
+        {REASON_HEADER: decision.reason, "Content-Type": "text/plain", "Connection": "close"},
+    )
+
+
+class Coatcheck:
+    def __init__(self, engine: Engine, audit: audit_mod.Audit) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.tunnels: dict[str, Tunnel] = {}
+
+    # -- connections ------------------------------------------------------------------
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.tunnels.pop(client.id, None)
+
+    def _run(self, flow: http.HTTPFlow) -> RunPolicy | None:
+        return self.engine.run(run_id_of(flow.client_conn))
+
+    def _refuse(self, flow: http.HTTPFlow, decision: Decision, status: int = 403) -> None:
+        flow.metadata["cc_decision"] = decision
+        flow.response = refusal(decision, status)
+
+    async def _check_address(self, run: RunPolicy, tunnel: Tunnel, host: str, port: int) -> bool:
+        address, decision = await self.engine.pick_address(run, host, port)
+        if not decision.allowed:
+            tunnel.refused = decision
+            return False
+        tunnel.checked[(host, port)] = address
+        return True
+
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        try:
+            run = self._run(flow)
+            host, port = flow.request.host, flow.request.port
+            decision = decide_destination(run, host, port)
+            if decision.allowed and run is not None:
+                host = _norm(host)
+                tunnel = Tunnel(host, port)
+                self.tunnels[flow.client_conn.id] = tunnel
+                if await self._check_address(run, tunnel, host, port):
+                    flow.metadata["cc_decision"] = decision
+                    return
+                decision = tunnel.refused or deny("address_refused", "address refused")
+            self._refuse(flow, decision)
+            self.audit.request(flow, run, decision, status=403)
+        except Exception as exc:  # a hook never raises: fail closed
+            self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        tunnel = self.tunnels.get(data.context.client.id)
+        sni = data.client_hello.sni
+        if tunnel is not None and sni and _norm(sni) != tunnel.host:
+            tunnel.refused = deny(
+                "sni_mismatch", f"TLS SNI {sni!r} differs from the CONNECT target {tunnel.host}"
+            )
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Dial the address that was checked, never a fresh DNS answer."""
+        try:
+            host, port = data.server.address
+            tunnel = self.tunnels.get(data.client.id)
+            address = tunnel.checked.get((_norm(host), port)) if tunnel else None
+            if address is None:
+                data.server.error = "coatcheck: destination was not checked"
+                return
+            data.server.sni = _norm(host)
+            data.server.address = (address, port)
+        except Exception as exc:
+            data.server.error = f"coatcheck: {type(exc).__name__}"
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        # Label the open connection with the name again, so mitmproxy reuses it for requests to
+        # that name (it matches connections by address). The dialled IP stays in peername.
+        if data.server.sni and data.server.address:
+            object.__setattr__(data.server, "address", (str(data.server.sni), data.server.address[1]))
+
+    # -- requests ---------------------------------------------------------------------
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.request.method == "CONNECT" or flow.response:
+            return
+        flow.metadata["cc_start"] = time.monotonic()
+        try:
+            await self._requestheaders(flow)
+        except Exception as exc:
+            self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
+
+    async def _requestheaders(self, flow: http.HTTPFlow) -> None:
+        run = self._run(flow)
+        req = flow.request
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        if tunnel is None:  # plain HTTP in absolute form: the target is the destination
+            dest = decide_destination(run, req.host, req.port)
+            if not dest.allowed or run is None:
+                return self._refuse(flow, dest)
+            tunnel = Tunnel(_norm(req.host), req.port)
+            self.tunnels[flow.client_conn.id] = tunnel
+            if not await self._check_address(run, tunnel, tunnel.host, tunnel.port):
+                return self._refuse(flow, tunnel.refused or deny("address_refused", ""))
+        if run is None:
+            return self._refuse(flow, deny("unknown_client", "no run"))
+        if tunnel.refused is not None:
+            return self._refuse(flow, tunnel.refused)
+        if _norm(req.host) != tunnel.host or req.port != tunnel.port:
+            return self._refuse(
+                flow,
+                deny(
+                    "host_mismatch",
+                    f"request target {req.host}:{req.port} differs from the connection's "
+                    f"destination {tunnel.host}:{tunnel.port}",
+                ),
+            )
+        if (req.host, req.port) not in tunnel.checked and (
+            tunnel.host,
+            tunnel.port,
+        ) not in tunnel.checked:
+            return self._refuse(flow, deny("unchecked_destination", "destination not checked"))
+        binding = check_binding(
+            tunnel.host, tunnel.port, req.headers.get_all("host"), req.authority or None
+        )
+        if not binding.allowed:
+            return self._refuse(flow, binding)
+        decision = decide_destination(run, tunnel.host, tunnel.port)
+        if not decision.allowed:
+            return self._refuse(flow, decision)
+        flow.metadata["cc_decision"] = decision
+        secrets = injectable(
+            run, tunnel.host, tunnel.port, req.method, req.path, tls=req.scheme == "https"
+        )
+        flow.metadata["cc_secrets"] = secrets
+        needs_body = any("body" in s.surfaces for s in secrets) or run.on_leak == "block"
+        if not needs_body:
+            scanner = StreamLeakScanner(self.engine.leak_scanner(run, secrets))
+            flow.metadata["cc_body_scanner"] = scanner
+
+            def scan(chunk: bytes) -> bytes:
+                scanner.feed(chunk)
+                return chunk
+
+            flow.request.stream = scan
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.request.method == "CONNECT" or flow.response:
+            return
+        try:
+            self._request(flow)
+        except Exception as exc:
+            self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
+
+    def _request(self, flow: http.HTTPFlow) -> None:
+        run = self._run(flow)
+        if run is None or "cc_secrets" not in flow.metadata:
+            return self._refuse(flow, deny("unchecked_request", "request was not checked"))
+        req = flow.request
+        secrets = flow.metadata["cc_secrets"]
+        swaps = self.engine.swaps(run, secrets)
+        scanner = self.engine.leak_scanner(run, secrets)
+        leaks: set[str] = set()
+        for name in [k for k in req.headers if k.lower() in _PROXY_ONLY or k.lower() == "te"]:
+            if name.lower() != "te":
+                del req.headers[name]
+        fields = []
+        injected: set[str] = set()
+        for key, raw in req.headers.fields:
+            value = raw.decode("utf-8", "surrogateescape")
+            leaks |= scanner.scan_text(value)
+            payload = basic_payload(value)
+            if payload is not None:
+                leaks |= scanner.scan_text(payload)
+            if swaps:
+                value, used = swap_header(value, swaps)
+                injected |= used
+            fields.append((key, value.encode("utf-8", "surrogateescape")))
+        leaks |= scanner.scan_text(req.path)
+        if swaps and "?" in req.path and any("query" in s.surfaces for s in swaps):
+            path, _, query = req.path.partition("?")
+            query, used = swap_query(query, swaps)
+            injected |= used
+            req.path = f"{path}?{query}"
+        if "cc_body_scanner" not in flow.metadata and req.raw_content:
+            problem = self._body(flow, swaps, injected)
+            leaks |= scanner.scan(req.raw_content)
+            if problem is not None:
+                return self._refuse(flow, problem, 415 if problem.reason != "too_large" else 413)
+        req.headers.fields = tuple(fields)
+        flow.metadata["cc_injected"] = sorted(injected)
+        if leaks:
+            flow.metadata["cc_leaks"] = sorted(leaks)
+            self.audit.leak(flow, run, sorted(leaks))
+            if run.on_leak == "block":
+                return self._refuse(
+                    flow,
+                    deny(
+                        "placeholder_leak",
+                        "a placeholder was on its way to a host outside its secret's domains",
+                    ),
+                )
+
+    def _body(self, flow: http.HTTPFlow, swaps: list[Any], injected: set[str]) -> Decision | None:
+        req = flow.request
+        raw = req.raw_content or b""
+        if len(raw) > MAX_INSPECT_BYTES:
+            return deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
+        body_swaps = [s for s in swaps if "body" in s.surfaces]
+        if not body_swaps:
+            return None
+        placeholders = [s.placeholder for s in body_swaps]
+        encoding = req.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            try:
+                decoded = req.get_content(strict=True) or b""
+            except ValueError:
+                return deny("undecodable_body", f"request body in {encoding!r} can't be decoded")
+            if mentions(decoded, placeholders):
+                return deny(
+                    "compressed_body",
+                    "a placeholder inside a compressed request body is not substituted; "
+                    "send the body uncompressed",
+                )
+            return None
+        kind = body_kind(req.headers.get("content-type", ""))
+        if kind == "multipart" and mentions(raw, placeholders):
+            return deny(
+                "multipart_body",
+                "a placeholder inside a multipart body is not substituted; use a header",
+            )
+        new, used = swap_body(raw, req.headers.get("content-type", ""), body_swaps)
+        if used:
+            req.raw_content = new
+            if "content-length" in req.headers:
+                req.headers["content-length"] = str(len(new))
+            injected |= used
+        return None
+
+    # -- responses --------------------------------------------------------------------
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._responseheaders(flow)
+        except Exception as exc:
+            flow.response = refusal(deny("internal_error", type(exc).__name__), 502)
+
+    def _responseheaders(self, flow: http.HTTPFlow) -> None:
+        run = self._run(flow)
+        resp = flow.response
+        if resp is None or run is None or flow.request.method == "CONNECT":
+            return
+        pairs = self.engine.scrub_pairs(run)
+        if not pairs:
+            resp.stream = True
+            return
+        resp.headers.fields = tuple(
+            (k, scrub_text(v.decode("utf-8", "surrogateescape"), pairs).encode(
+                "utf-8", "surrogateescape"))
+            for k, v in resp.headers.fields
+        )
+        try:
+            decode = stream_decoder(resp.headers.get("content-encoding", ""))
+        except DecodeError as exc:
+            flow.response = refusal(deny("undecodable_response", str(exc)), 502)
+            return
+        if "content-encoding" in resp.headers and decode is not None:
+            del resp.headers["content-encoding"]
+        if "content-length" in resp.headers:
+            del resp.headers["content-length"]
+            if resp.http_version == "HTTP/1.1":
+                resp.headers["transfer-encoding"] = "chunked"
+        scrubber = Scrubber(pairs)
+
+        def stream(chunk: bytes) -> bytes:
+            if chunk:
+                return scrubber.feed(decode(chunk) if decode else chunk)
+            tail = decode(b"", final=True) if decode else b""
+            return scrubber.feed(tail) + scrubber.flush()
+
+        resp.stream = stream
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.request.method == "CONNECT":
+            return
+        status = flow.response.status_code if flow.response else 0
+        self.audit.request(flow, self._run(flow), flow.metadata.get("cc_decision"), status=status)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.request.method == "CONNECT":
+            return
+        self.audit.request(
+            flow, self._run(flow), flow.metadata.get("cc_decision"), status=0,
+            error=flow.error.msg if flow.error else "error",
+        )
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        run = self._run(flow)
+        if run is None or flow.websocket is None:
+            return
+        message = flow.websocket.messages[-1]
+        if not message.from_client:
+            pairs = self.engine.scrub_pairs(run)
+            if pairs:
+                message.content = scrub_text_bytes(message.content, pairs)
+            return
+        leaks = self.engine.leak_scanner(run, flow.metadata.get("cc_secrets", ())).scan(
+            message.content
+        )
+        if leaks:
+            self.audit.leak(flow, run, sorted(leaks))
+            if run.on_leak == "block":
+                message.drop()
+
+
+def scrub_text_bytes(data: bytes, pairs: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    scrubber = Scrubber(pairs)
+    return scrubber.feed(data) + scrubber.flush()
+
+
+def _norm(host: str) -> str:
+    try:
+        return normalize_host(host)
+    except InvalidDomain:
+        return host.lower()
+
+
+# -- running mitmproxy ---------------------------------------------------------------------
+StreamHandler = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Any]
+
+
+class _RunWriter:
+    """A StreamWriter that reports a run's synthetic peer name to mitmproxy."""
+
+    def __init__(self, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> None:
+        self._writer = writer
+        self._peer = peer
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._peer
+        if name == "sockname":
+            return ("127.0.0.1", 0)
+        return self._writer.get_extra_info(name, default)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+class _Running:
+    def __init__(self, on_running: Callable[[StreamHandler], Any]) -> None:
+        self.on_running = on_running
+
+    async def running(self) -> None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        instance = next(iter(proxyserver.servers))
+
+        async def handle(run_id: str, reader: asyncio.StreamReader, writer: Any) -> None:
+            await instance.handle_stream(reader, _RunWriter(writer, run_peername(run_id)))
+
+        result = self.on_running(handle)
+        if asyncio.iscoroutine(result):
+            await result
+
+
+def configure(master: Master, confdir: str, upstream_ca: str | None) -> None:
+    master.options.update(
+        mode=["regular@127.0.0.1:0"],
+        confdir=confdir,
+        connection_strategy="eager",
+        ssl_insecure=False,
+        http2=True,
+        ssl_verify_upstream_trusted_ca=upstream_ca,
+    )
+
+
+async def serve(
+    engine: Engine,
+    audit: audit_mod.Audit,
+    *,
+    confdir: str,
+    upstream_ca: str | None,
+    on_running: Callable[[StreamHandler], Any],
+    ready: Callable[[Callable[[], None], Callable[[str], None]], None],
+) -> None:
+    """Run mitmproxy with the coatcheck addon until shut down."""
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    master = Master(options.Options(), with_termlog=False)
+    master.addons.add(*default_addons())
+    master.addons.add(Coatcheck(engine, audit), _Running(on_running))
+    configure(master, confdir, upstream_ca)
+
+    def set_ca(path: str) -> None:
+        master.options.update(ssl_verify_upstream_trusted_ca=path)
+
+    ready(master.shutdown, set_ca)
+    await master.run()

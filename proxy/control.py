@@ -1,0 +1,62 @@
+"""The proxy service's control protocol: one JSON object a line over a private Unix socket.
+
+Requests: ``{"op": "ping"}``, ``{"op": "register", ...run...}``, ``{"op": "unregister",
+"run_id": ...}``. Replies: ``{"ok": true, ...}`` or ``{"ok": false, "error": message}``.
+The client side is here, with no mitmproxy import, so the warm path of ``coatcheck run`` stays
+fast.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from runner.errors import ProxyUnavailable, RegistrationRefused
+
+MAX_LINE = 4 * 1024 * 1024
+
+
+def call(path: Path, request: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+    """Send one request and return the reply; raise on an unreachable or refusing service."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            raise ProxyUnavailable(
+                f"no proxy service answers at {path} ({exc.strerror or exc}); start one with "
+                "`coatcheck proxy`, or let `coatcheck run` start its own"
+            ) from None
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            if len(buf) > MAX_LINE:
+                break
+    except TimeoutError:
+        raise ProxyUnavailable(f"the proxy service at {path} did not answer in time") from None
+    finally:
+        sock.close()
+    try:
+        reply = json.loads(buf)
+    except ValueError:
+        raise ProxyUnavailable(f"the proxy service at {path} sent a garbled reply") from None
+    if not reply.get("ok"):
+        raise RegistrationRefused(str(reply.get("error", "refused")))
+    return dict(reply)
+
+
+def ping(path: Path, *, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The service's ping reply, or None when none runs there."""
+    if not path.exists():
+        return None
+    try:
+        return call(path, {"op": "ping"}, timeout=timeout)
+    except (ProxyUnavailable, RegistrationRefused):
+        return None

@@ -1,0 +1,167 @@
+"""The proxy's per-request logic, between the pure core and the mitmproxy adapter.
+
+``Engine`` knows the registered runs, where real values come from, and how to turn a run's
+secrets into swaps, leak scanners and scrubbers (cached per run and vault generation). It does
+no I/O of its own except DNS resolution (through an injectable resolver) and it imports no
+mitmproxy: the addon calls it with plain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from proxy.forms import paired_forms
+from proxy.leaks import LeakScanner
+from proxy.policy import Decision, allow, decide_address, deny
+from proxy.runs import RunPolicy, RunSecret
+from proxy.substitute import Swap
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class SecretValues(Protocol):
+    """Where real values come from. ``generation`` changes whenever any value may have."""
+
+    def generation(self) -> object: ...
+
+    def reveal(self, name: str) -> str | None: ...
+
+
+class DictValues:
+    """An in-memory SecretValues, for tests and benchmarks."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+        self._gen = 0
+
+    def set(self, name: str, value: str) -> None:
+        self._values[name] = value
+        self._gen += 1
+
+    def remove(self, name: str) -> None:
+        self._values.pop(name, None)
+        self._gen += 1
+
+    def generation(self) -> object:
+        return self._gen
+
+    def reveal(self, name: str) -> str | None:
+        return self._values.get(name)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[str] = []
+    for info in infos:
+        addr = str(info[4][0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+@dataclass
+class _RunCache:
+    generation: object = None
+    values: dict[str, str] = field(default_factory=dict)
+    scrub_pairs: tuple[tuple[bytes, bytes], ...] = ()
+    scanners: dict[tuple[str, ...], LeakScanner] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(
+        self,
+        values: SecretValues,
+        *,
+        resolve: Mapping[str, str] | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.values = values
+        self.resolve = dict(resolve or {})
+        self.resolver = resolver
+        self._runs: dict[str, RunPolicy] = {}
+        self._cache: dict[str, _RunCache] = {}
+        self._lock = threading.Lock()
+
+    # -- runs ---------------------------------------------------------------------------
+    def register(self, run: RunPolicy) -> None:
+        with self._lock:
+            self._runs[run.run_id] = run
+            self._cache.pop(run.run_id, None)
+
+    def unregister(self, run_id: str) -> RunPolicy | None:
+        with self._lock:
+            self._cache.pop(run_id, None)
+            return self._runs.pop(run_id, None)
+
+    def run(self, run_id: str | None) -> RunPolicy | None:
+        return self._runs.get(run_id) if run_id else None
+
+    def runs(self) -> list[RunPolicy]:
+        return list(self._runs.values())
+
+    # -- values -------------------------------------------------------------------------
+    def _fresh(self, run: RunPolicy) -> _RunCache:
+        gen = self.values.generation()
+        cache = self._cache.get(run.run_id)
+        if cache is not None and cache.generation == gen:
+            return cache
+        cache = _RunCache(generation=gen)
+        pairs: list[tuple[bytes, bytes]] = []
+        for s in run.secrets:
+            value = self.values.reveal(s.name)
+            if value is None:
+                continue
+            cache.values[s.name] = value
+            pairs.extend(paired_forms(value, s.placeholder))
+        cache.scrub_pairs = tuple(pairs)
+        self._cache[run.run_id] = cache
+        return cache
+
+    def swaps(self, run: RunPolicy, secrets: tuple[RunSecret, ...]) -> list[Swap]:
+        """Swaps for the secrets that still have a value (a removed name swaps nothing)."""
+        values = self._fresh(run).values
+        return [
+            Swap(s.name, s.placeholder, values[s.name], s.surfaces)
+            for s in secrets
+            if s.name in values
+        ]
+
+    def scrub_pairs(self, run: RunPolicy) -> tuple[tuple[bytes, bytes], ...]:
+        return self._fresh(run).scrub_pairs
+
+    def leak_scanner(self, run: RunPolicy, allowed: tuple[RunSecret, ...]) -> LeakScanner:
+        """Scanner for the run's placeholders that must not go to this destination."""
+        cache = self._fresh(run)
+        key = tuple(s.name for s in allowed)
+        scanner = cache.scanners.get(key)
+        if scanner is None:
+            names = set(key)
+            scanner = LeakScanner(
+                ((s.name, s.placeholder) for s in run.secrets if s.name not in names),
+                own=(s.placeholder for s in run.secrets),
+            )
+            cache.scanners[key] = scanner
+        return scanner
+
+    # -- resolve, check, dial ----------------------------------------------------------
+    async def pick_address(self, run: RunPolicy, host: str, port: int) -> tuple[str, Decision]:
+        """Resolve ``host`` once, check every answer, return the first allowed address."""
+        mapped = run.resolve.get(host) or self.resolve.get(host)
+        if mapped is not None:
+            return mapped, allow("resolve_mapped")
+        try:
+            answers = await self.resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            return "", deny("dns_failed", f"{host} could not be resolved ({exc.__class__.__name__})")
+        last = deny("dns_failed", f"{host} has no address")
+        for ip in answers:
+            decision = decide_address(run, host, ip)
+            if decision.allowed:
+                return ip, decision
+            last = decision
+        return "", last

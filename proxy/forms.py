@@ -1,0 +1,134 @@
+"""The byte forms in which a token may travel on the wire. Pure.
+
+A secret echoed by an upstream rarely comes back verbatim: it sits in a JSON string, a
+percent-encoded query or form field, or inside base64 (``Authorization: Basic
+base64(user:TOKEN)``). :func:`forms` gives the textual encodings:
+
+- raw UTF-8;
+- JSON string contents: non-ASCII kept or ``\\uXXXX``-escaped (lower- or upper-case hex), ``/``
+  kept or escaped as ``\\/``, and the HTML-safe variant (``<``, ``>``, ``&``, U+2028/9 as
+  ``\\uXXXX``, as Go's encoding/json writes them);
+- percent-encoding: everything reserved encoded (``quote(safe="")``), ``/`` kept (``quote``),
+  JavaScript's ``encodeURIComponent`` set, and form encoding (``quote_plus``), each with upper-
+  and lower-case hex.
+
+:func:`base64_cores` gives, for each of the three alignments the text can have inside a base64
+stream (preceded by 0, 1 or 2 bytes mod 3) and for the standard and URL-safe alphabets, the run of
+base64 characters fully determined by the text alone: characters that mix in bits of the
+neighbouring bytes are dropped. Texts shorter than 6 bytes have none (cores that short would
+match by chance).
+
+:func:`paired_forms` pairs each form of a real value with the same form of its placeholder (same
+encoding, same base64 alignment and alphabet), so a scrubber replaces like with like. A base64
+core of a placeholder of another length leaves the base64 edges inconsistent: the result decodes
+to the placeholder with a garbled character at each end, and those edge characters carry at most
+a few bits of the first and last byte of the real value.
+
+All outputs are deduplicated in a stable order; the empty string has no forms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from itertools import product
+from urllib.parse import quote, quote_plus
+
+_MIN_BASE64 = 6
+_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|.)")
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _upper_hex(m: re.Match[str]) -> str:
+    escape = m.group()
+    return "\\u" + escape[2:].upper() if escape[1] == "u" else escape
+
+
+def _json(ascii_only: bool, upper: bool, slash: bool, html: bool) -> Callable[[str], str]:
+    def encode(text: str) -> str:
+        out = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+        if slash:
+            out = out.replace("/", "\\/")
+        if html:
+            for char, escape in _HTML.items():
+                out = out.replace(char, escape)
+        if upper:
+            out = _ESCAPE.sub(_upper_hex, out)
+        return out
+
+    return encode
+
+
+def _percent(quoter: Callable[[str], str], lower: bool) -> Callable[[str], str]:
+    def encode(text: str) -> str:
+        out = quoter(text)
+        return _PERCENT.sub(lambda m: m.group().lower(), out) if lower else out
+
+    return encode
+
+
+_QUOTERS: tuple[Callable[[str], str], ...] = (
+    lambda t: quote(t, safe=""),
+    lambda t: quote(t, safe="/"),
+    lambda t: quote(t, safe="!'()*"),  # encodeURIComponent
+    lambda t: quote_plus(t, safe=""),
+)
+
+_ENCODERS: tuple[Callable[[str], str], ...] = (
+    lambda t: t,
+    *(_json(*flags) for flags in product((False, True), repeat=4)),
+    *(_percent(q, lower) for q in _QUOTERS for lower in (False, True)),
+)
+
+
+def _dedupe(items: list[bytes]) -> tuple[bytes, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def forms(text: str) -> tuple[bytes, ...]:
+    """Raw, JSON-escaped and percent-encoded forms of ``text``, deduplicated."""
+    if not text:
+        return ()
+    return _dedupe([encode(text).encode("utf-8", "surrogatepass") for encode in _ENCODERS])
+
+
+def _core(raw: bytes, offset: int, urlsafe: bool) -> bytes:
+    """Base64 characters of ``raw`` preceded by ``offset`` bytes that depend on ``raw`` only."""
+    encoded = base64.b64encode(bytes(offset) + raw)
+    first = -(-8 * offset // 6)  # ceil: the first character starting inside raw
+    end = 8 * (offset + len(raw)) // 6  # floor: the characters ending inside raw
+    core = encoded[first:end]
+    return core.translate(_URL_SAFE) if urlsafe else core
+
+
+_ALIGNMENTS = tuple(product((0, 1, 2), (False, True)))
+
+
+def base64_cores(text: str) -> tuple[bytes, ...]:
+    """The determined base64 runs of ``text`` in every alignment and both alphabets."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) < _MIN_BASE64:
+        return ()
+    return _dedupe([_core(raw, offset, urlsafe) for offset, urlsafe in _ALIGNMENTS])
+
+
+def paired_forms(real: str, placeholder: str) -> tuple[tuple[bytes, bytes], ...]:
+    """``(form of real, same form of placeholder)`` for every form and base64 core of ``real``.
+
+    Deduplicated on the real form (the first pairing wins).
+    """
+    if not real:
+        return ()
+    pairs: dict[bytes, bytes] = {}
+    for encode in _ENCODERS:
+        needle = encode(real).encode("utf-8", "surrogatepass")
+        pairs.setdefault(needle, encode(placeholder).encode("utf-8", "surrogatepass"))
+    raw, swap = (s.encode("utf-8", "surrogatepass") for s in (real, placeholder))
+    if len(raw) >= _MIN_BASE64:
+        for offset, urlsafe in _ALIGNMENTS:
+            pairs.setdefault(_core(raw, offset, urlsafe), _core(swap, offset, urlsafe))
+    return tuple(pairs.items())

@@ -1,0 +1,62 @@
+"""Find placeholders on their way where they don't belong. Pure.
+
+A placeholder is worthless outside coatcheck, but one sent to a host outside its secret's
+domains means the job tried to use (or smuggle) a credential where it must not go: a signal
+worth an audit event, or a refusal with ``--on-leak block``. Scanned forms: raw, percent-encoded,
+JSON-escaped, inside base64 (an ``Authorization: Basic`` or any base64 blob), and any other
+run's opaque placeholder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from proxy.forms import base64_cores, forms
+from proxy.placeholders import PREFIX
+
+_FOREIGN = re.compile(re.escape(PREFIX).encode() + rb"[A-Za-z0-9]{26}")
+FOREIGN = "<other_run>"
+
+
+class LeakScanner:
+    """Scans bytes for the given ``(name, placeholder)`` pairs in all their encoded forms."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], *, own: Iterable[str] = ()) -> None:
+        self._names: dict[bytes, str] = {}
+        for name, placeholder in pairs:
+            for needle in (*forms(placeholder), *base64_cores(placeholder)):
+                self._names.setdefault(needle, name)
+        self._own = {p.encode() for p in own}
+        needles = sorted(self._names, key=len, reverse=True)
+        self._re = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
+        self.window = max((len(n) for n in needles), default=0) + 32
+
+    def scan(self, data: bytes) -> set[str]:
+        found: set[str] = set()
+        if self._re is not None:
+            found.update(self._names[m.group(0)] for m in self._re.finditer(data))
+        if PREFIX.encode() in data:
+            for m in _FOREIGN.finditer(data):
+                if m.group(0) not in self._own and m.group(0) not in self._names:
+                    found.add(FOREIGN)
+        return found
+
+    def scan_text(self, text: str) -> set[str]:
+        return self.scan(text.encode("utf-8", "surrogateescape"))
+
+
+class StreamLeakScanner:
+    """Streaming form: keeps a small overlap so a placeholder split across chunks is seen."""
+
+    def __init__(self, scanner: LeakScanner) -> None:
+        self._scanner = scanner
+        self._tail = b""
+        self.found: set[str] = set()
+
+    def feed(self, chunk: bytes) -> set[str]:
+        data = self._tail + chunk
+        new = self._scanner.scan(data) - self.found
+        self.found |= new
+        self._tail = data[-self._scanner.window :]
+        return new

@@ -1,0 +1,276 @@
+"""The proxy service: mitmproxy with the coatcheck addon, a control socket, one socket per run.
+
+Run it shared with ``coatcheck proxy`` (runs reuse it: the warm path), or let ``coatcheck run``
+start an ephemeral one for a single run (``python -m proxy.service --ephemeral``): it reads the
+run's registration from stdin and exits when stdin closes, so it dies with its runner even after
+a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from proxy import ca
+from proxy.audit import Audit
+from proxy.engine import Engine, SecretValues
+from proxy.paths import ProxyPaths
+from proxy.runs import RunPolicy, parse_resolve, parse_run
+from runner.errors import CoatcheckError, UsageError
+from runner.home import coatcheck_home, ensure_private_dir
+
+REAP_INTERVAL_S = 2.0
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ProxyService:
+    def __init__(
+        self,
+        paths: ProxyPaths,
+        engine: Engine,
+        values: Any,
+        *,
+        upstream_cas: list[str] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.engine = engine
+        self.values = values  # VaultValues-like: reveal(), meta()
+        self.base_cas = [Path(p).read_text() for p in (upstream_cas or [])]
+        self.run_cas: dict[str, list[str]] = {}
+        self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._handle: Callable[..., Any] | None = None
+        self._set_ca: Callable[[str], None] = lambda _p: None
+        self.shutdown: Callable[[], None] = lambda: None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def ready(self, shutdown: Callable[[], None], set_ca: Callable[[str], None]) -> None:
+        self.shutdown, self._set_ca = shutdown, set_ca
+
+    async def on_running(self, handle: Callable[..., Any]) -> None:
+        self._handle = handle
+        ensure_private_dir(self.paths.sockets)
+        (self.paths.sockets / "runs").mkdir(mode=0o711, exist_ok=True)
+        control = self.paths.control
+        with contextlib.suppress(FileNotFoundError):
+            control.unlink()
+        await asyncio.start_unix_server(self._control, path=str(control))
+        os.chmod(control, 0o600)
+        asyncio.get_running_loop().create_task(self._reaper())
+
+    async def _reaper(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            for run in self.engine.runs():
+                if not _alive(run.owner_pid):
+                    await self.unregister(run.run_id)
+
+    # -- control ----------------------------------------------------------------------
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            reply = await self.dispatch(json.loads(line))
+        except CoatcheckError as exc:
+            reply = {"ok": False, "error": exc.message}
+        except (ValueError, KeyError, TypeError) as exc:
+            reply = {"ok": False, "error": f"bad control request: {type(exc).__name__}"}
+        writer.write(json.dumps(reply).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid(), "runs": len(self.engine.runs())}
+        if op == "register":
+            return await self.register(req)
+        if op == "unregister":
+            await self.unregister(str(req.get("run_id")))
+            return {"ok": True}
+        raise UsageError(f"unknown control op {op!r}")
+
+    def policy_for(self, req: dict[str, Any]) -> RunPolicy:
+        secrets = []
+        for name, placeholder in dict(req.get("secrets", {})).items():
+            meta = self.values.meta(name)
+            if meta is None:
+                raise UsageError(
+                    f"no secret named {name} in the vault; add it with "
+                    f"`coatcheck vault set {name} --domains DOMAIN`"
+                )
+            secrets.append(
+                {
+                    "name": name,
+                    "placeholder": placeholder,
+                    "domains": list(meta.domains),
+                    "surfaces": list(meta.surfaces),
+                    "methods": list(meta.methods),
+                    "paths": list(meta.paths),
+                }
+            )
+        return parse_run({**req, "secrets": secrets})
+
+    async def register(self, req: dict[str, Any]) -> dict[str, Any]:
+        run = self.policy_for(req)
+        if run.run_id in self._servers:
+            raise UsageError(f"run {run.run_id} is already registered")
+        self.engine.register(run)
+        if req.get("upstream_ca_pem"):
+            self.run_cas[run.run_id] = list(req["upstream_ca_pem"])
+            self._update_cas()
+        run_dir = self.paths.run_dir(run.run_id)
+        run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.chmod(run_dir, 0o755)
+        sock = self.paths.run_socket(run.run_id)
+        run_id = run.run_id
+        handle = self._handle
+        assert handle is not None  # noqa: S101
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await handle(run_id, reader, writer)
+
+        self._servers[run_id] = await asyncio.start_unix_server(accept, path=str(sock))
+        os.chmod(sock, 0o666)  # the sandbox user must connect; the directory is its own
+        return {"ok": True, "socket": str(sock), "run_dir": str(run_dir)}
+
+    async def unregister(self, run_id: str) -> None:
+        self.engine.unregister(run_id)
+        server = self._servers.pop(run_id, None)
+        if server is not None:
+            server.close()
+        if self.run_cas.pop(run_id, None) is not None:
+            self._update_cas()
+        shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
+
+    def _update_cas(self) -> None:
+        path = self.upstream_bundle()
+        if path is not None:
+            self._set_ca(path)
+
+    def upstream_bundle(self) -> str | None:
+        """Upstream trust = public roots + service CAs + every registered run's CAs."""
+        extra = self.base_cas + [pem for pems in self.run_cas.values() for pem in pems]
+        if not extra:
+            return None
+        import certifi  # mitmproxy's own default trust store
+
+        text = Path(certifi.where()).read_text() + "\n" + "\n".join(extra)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = self.paths.dir / f"upstream-ca-{digest}.pem"
+        if not path.exists():
+            path.write_text(text)
+        return str(path)
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="coatcheck-proxy-service")
+    p.add_argument("--home", type=Path, default=None)
+    p.add_argument("--sockets", type=Path, default=None)
+    p.add_argument("--ephemeral", action="store_true")
+    p.add_argument("--resolve", action="append", default=[])
+    p.add_argument("--upstream-ca", action="append", default=[])
+    p.add_argument("--audit-log", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def build(args: argparse.Namespace, values: SecretValues | None = None) -> ProxyService:
+    from proxy.values import VaultValues
+    from vault.keystore import default_keystore
+    from vault.store import Vault
+
+    home = args.home or coatcheck_home()
+    paths = ProxyPaths.for_home(home, sockets=args.sockets)
+    ensure_private_dir(paths.dir)
+    ca.ensure_ca(paths.confdir)
+    if values is None:
+        values = VaultValues(Vault.open(home, keystore=default_keystore()))
+    engine = Engine(values, resolve=parse_resolve(args.resolve))
+    return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca)
+
+
+async def amain(argv: list[str]) -> int:
+    from proxy import addon
+
+    args = _parse_args(argv)
+    service = build(args)
+    audit_path = args.audit_log or service.paths.audit_log
+    audit_stream = open(audit_path, "a", buffering=1)  # noqa: SIM115
+    loop = asyncio.get_running_loop()
+    initial: dict[str, Any] | None = None
+    if args.ephemeral:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        initial = json.loads(line) if line.strip() else None
+
+    async def on_running(handle: Callable[..., Any]) -> None:
+        await service.on_running(handle)
+        if initial is not None:
+            try:
+                reply = await service.register(initial)
+            except CoatcheckError as exc:
+                reply = {"ok": False, "error": exc.message}
+            print(json.dumps(reply), flush=True)
+            if not reply["ok"]:
+                service.shutdown()
+            loop.run_in_executor(None, _wait_eof, service.shutdown)
+        else:
+            print(json.dumps({"ok": True, "control": str(service.paths.control)}), flush=True)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: service.shutdown())
+    upstream = service.upstream_bundle()
+    try:
+        await addon.serve(
+            service.engine,
+            Audit(audit_stream),
+            confdir=str(service.paths.confdir),
+            upstream_ca=upstream,
+            on_running=on_running,
+            ready=service.ready,
+        )
+    finally:
+        for run in service.engine.runs():
+            await service.unregister(run.run_id)
+        if initial is None:
+            with contextlib.suppress(FileNotFoundError):
+                service.paths.control.unlink()
+        audit_stream.close()
+    return 0
+
+
+def _wait_eof(shutdown: Callable[[], None]) -> None:
+    while sys.stdin.readline():
+        pass
+    shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return asyncio.run(amain(sys.argv[1:] if argv is None else argv))
+    except CoatcheckError as exc:
+        print(f"coatcheck proxy: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

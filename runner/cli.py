@@ -1,0 +1,52 @@
+"""The ``coatcheck`` command: ``run``, ``vault`` and ``proxy``.
+
+Errors are ``CoatcheckError``s; they are printed as ``coatcheck: error: ...`` and exit with
+their code (2 usage, 125 when a sandbox can't be set up). Each group lives in its own module.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from proxy.cli import proxy_command
+from runner.cli_run import run_command
+from runner.errors import CoatcheckError
+from vault.cli import vault_group
+
+
+@click.group()
+@click.version_option(package_name="coatcheck")
+def cli() -> None:
+    """coatcheck: run jobs in a sandbox whose only way out is a credential-injecting proxy.
+
+    Secrets stay in the vault; a job sees placeholders, and the proxy swaps in the real value
+    only on TLS requests to that secret's allowlisted domains.
+    """
+
+
+cli.add_command(run_command, "run")
+cli.add_command(vault_group, "vault")
+cli.add_command(proxy_command, "proxy")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="coatcheck", standalone_mode=False)
+    except CoatcheckError as exc:
+        click.echo(f"coatcheck: error: {exc.message}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("coatcheck: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""One sandboxed run: register with the proxy, run the container, clean up, report.
+
+The proxy is the running shared service when one answers on the control socket (the warm
+path), otherwise an ephemeral service started for this run alone and stopped after it (it also
+stops by itself if this process dies: it watches its stdin). Real values never pass through
+here: the runner knows secret names and mints placeholders; the proxy reads values from the
+vault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from proxy import ca, control, placeholders
+from proxy.paths import ProxyPaths
+from runner import logs
+from runner.errors import (
+    CoatcheckError,
+    ProxyUnavailable,
+    RegistrationRefused,
+    SandboxError,
+    UsageError,
+)
+
+DEFAULT_IMAGE = "coatcheck/sandbox:latest"
+SERVICE_START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    command: tuple[str, ...]
+    secrets: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    resolve: tuple[str, ...] = ()
+    allow_cidr: tuple[str, ...] = ()
+    upstream_ca: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    image: str = DEFAULT_IMAGE
+    timeout: float | None = None
+    on_leak: str = "log"
+
+
+def new_run_id() -> str:
+    return "r-" + secrets.token_hex(8)
+
+
+def check_secrets_exist(home: Path, names: tuple[str, ...]) -> None:
+    if not names:
+        return
+    from vault.store import Vault
+
+    known = {m.name for m in Vault.open(home).list()}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise SandboxError(
+            f"no secret named {', '.join(missing)} in the vault at {home}; add it with "
+            f"`coatcheck vault set {missing[0]} --domains DOMAIN` (value on stdin)"
+        )
+
+
+def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> dict[str, Any]:
+    pems = []
+    for path in req.upstream_ca:
+        try:
+            pems.append(Path(path).read_text())
+        except OSError as exc:
+            raise UsageError(f"--upstream-ca {path}: can't read it ({exc.strerror})") from None
+    return {
+        "op": "register",
+        "run_id": run_id,
+        "secrets": phs,
+        "allow": list(req.allow),
+        "resolve": list(req.resolve),
+        "allow_cidr": list(req.allow_cidr),
+        "upstream_ca_pem": pems,
+        "on_leak": req.on_leak,
+        "owner_pid": os.getpid(),
+    }
+
+
+class EphemeralProxy:
+    """A proxy service for one run, in a private socket directory, tied to our lifetime."""
+
+    def __init__(self, home: Path, reg: dict[str, Any]) -> None:
+        self.sockets = Path(tempfile.mkdtemp(prefix="cc-"))
+        os.chmod(self.sockets, 0o711)
+        self.paths = ProxyPaths.for_home(home, sockets=self.sockets)
+        env = dict(os.environ, COATCHECK_HOME=str(home))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy.service", "--ephemeral", "--home", str(home),
+             "--sockets", str(self.sockets)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert self.proc.stdin is not None  # noqa: S101
+        self.proc.stdin.write(json.dumps(reg).encode() + b"\n")
+        self.proc.stdin.flush()
+        self.reply: dict[str, Any] | None = None
+        self.ready = threading.Event()
+        threading.Thread(target=self._read_reply, daemon=True).start()
+        run_dir = self.paths.run_dir(reg["run_id"])
+        run_dir.mkdir(parents=True, mode=0o755)
+        os.chmod(run_dir.parent, 0o711)
+        os.chmod(run_dir, 0o755)
+        self.run_dir = run_dir
+
+    def _read_reply(self) -> None:
+        assert self.proc.stdout is not None  # noqa: S101
+        line = self.proc.stdout.readline()
+        with contextlib.suppress(ValueError):
+            self.reply = json.loads(line)
+        self.ready.set()
+
+    def error(self) -> str | None:
+        """The service's refusal, if it has answered with one."""
+        if self.reply is not None and not self.reply.get("ok"):
+            return str(self.reply.get("error"))
+        if self.ready.is_set() and self.reply is None:
+            return "the proxy service exited before it was ready"
+        return None
+
+    def wait_ready(self, timeout: float = SERVICE_START_TIMEOUT_S) -> None:
+        if not self.ready.wait(timeout):
+            raise ProxyUnavailable("the proxy service did not start in time")
+        if (err := self.error()) is not None:
+            raise RegistrationRefused(err)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+def execute(
+    req: RunRequest,
+    *,
+    home: Path,
+    sandboxes: Any = None,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+    log: IO[str] | None = None,
+) -> int:
+    """Run ``req`` in a sandbox; return its exit code (124 timeout, 125 setup failure)."""
+    from sandbox.docker import SandboxSpec, Sandboxes
+
+    out = stdout or sys.stdout.buffer
+    err = stderr or sys.stderr.buffer
+    started = time.monotonic()
+    run_id = new_run_id()
+    check_secrets_exist(home, req.secrets)
+    phs = {name: placeholders.mint() for name in req.secrets}
+    reg = registration(req, run_id, phs)
+    paths = ProxyPaths.for_home(home)
+    cert = ca.ensure_ca(paths.confdir)
+    bundle = ca.write_sandbox_bundle(cert, paths.sandbox_bundle)
+    sandboxes = sandboxes or Sandboxes()
+    ephemeral: EphemeralProxy | None = None
+    warm = control.ping(paths.control) is not None
+    code = 125
+    try:
+        if warm:
+            run_dir = Path(control.call(paths.control, reg)["run_dir"])
+        else:
+            ephemeral = EphemeralProxy(home, reg)
+            run_dir = ephemeral.run_dir
+        sandboxes.reap_orphans()
+        spec = SandboxSpec(
+            run_id=run_id,
+            image=req.image,
+            command=req.command,
+            run_dir=run_dir,
+            ca_bundle=bundle,
+            env={**dict(req.env), **phs},
+            timeout=req.timeout,
+        )
+        if ephemeral is not None:
+            ephemeral.wait_ready()
+        code = sandboxes.run(spec, stdout=out, stderr=err)
+        return code
+    except CoatcheckError:
+        raise
+    finally:
+        if warm:
+            with contextlib.suppress(CoatcheckError):
+                control.call(paths.control, {"op": "unregister", "run_id": run_id})
+        if ephemeral is not None:
+            ephemeral.close()
+        _log_run(log, run_id, req, code, started, warm)
+
+
+def _log_run(
+    log: IO[str] | None, run_id: str, req: RunRequest, code: int, started: float, warm: bool
+) -> None:
+    if log is None:
+        return
+    logs.json_logger(log).info(
+        logs.RUN_EVENT,
+        **{
+            logs.RUN_ID: run_id,
+            logs.IMAGE: req.image,
+            logs.SECRETS: list(req.secrets),
+            logs.EXIT_CODE: code,
+            logs.DURATION_MS: round((time.monotonic() - started) * 1000, 1),
+            "proxy": "shared" if warm else "ephemeral",
+        },
+    )
