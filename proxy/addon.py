@@ -427,7 +427,7 @@ def configure(master: Master, confdir: str, upstream_ca: str | None) -> None:
     master.options.update(
         mode=["regular@127.0.0.1:0"],
         confdir=confdir,
-        connection_strategy="eager",
+        connection_strategy="lazy",
         ssl_insecure=False,
         http2=True,
         ssl_verify_upstream_trusted_ca=upstream_ca,

@@ -220,8 +220,10 @@ def test_matches_any_returns_first_match() -> None:
 
 label = st.from_regex(r"[a-z0-9](?:[a-z0-9_-]{0,10}[a-z0-9])?", fullmatch=True)
 names = st.lists(label, min_size=1, max_size=4).map(".".join)
-name_patterns = st.lists(label, min_size=1, max_size=3).map(".".join).filter(
-    lambda n: not n.rpartition(".")[2].isdigit()
+name_patterns = (
+    st.lists(label, min_size=1, max_size=3)
+    .map(".".join)
+    .filter(lambda n: not n.rpartition(".")[2].isdigit())
 )
 hosts = st.one_of(names, st.text(max_size=30), st.sampled_from(["bücher.de", "EXAMPLE.com."]))
 

@@ -46,3 +46,17 @@ def invoke(args: Sequence[str], input: str | bytes | None = None, **kw: Any) -> 
 def output_of(result: Result) -> str:
     """Everything the command printed, on stdout and stderr."""
     return result.output + result.stderr
+
+
+def concurrent_setter(home: str, key_file: str, worker: int, count: int) -> None:
+    """Run in a child process: many ``set`` calls racing other workers on one vault."""
+    from pathlib import Path
+
+    from vault.keystore import FileKeystore
+    from vault.secret import SecretValue
+    from vault.store import Vault
+
+    vault = Vault.open(Path(home), keystore=FileKeystore(Path(key_file)))
+    for i in range(count):
+        vault.set(f"W{worker}_S{i}", SecretValue(f"value-{worker}-{i}"), ["api.example.com"])
+        vault.set("SHARED", SecretValue(f"shared-{worker}-{i}"), ["api.example.com"])

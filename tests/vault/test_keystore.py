@@ -124,9 +124,7 @@ def test_key_file_is_created_0600_whatever_the_umask(tmp_path: Path, mask: int) 
     assert sorted(p.name for p in path.parent.iterdir()) == ["vault.key"]  # no temp left
 
 
-@pytest.mark.parametrize(
-    "mode", [0o644, 0o640, 0o604, 0o660, 0o620, 0o606], ids=oct
-)
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o620, 0o606], ids=oct)
 def test_loose_key_file_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "vault.key"
     FileKeystore(path).load_key()
@@ -173,7 +171,7 @@ def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
         try:
             barrier.wait()
             keys.append(FileKeystore(path).load_key())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(16)]

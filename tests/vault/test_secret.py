@@ -37,9 +37,9 @@ def make_meta(**overrides: object) -> SecretMeta:
         pytest.param(lambda v: f"{v}", id="f-string"),
         pytest.param(lambda v: f"{v!r}", id="f-string-repr"),
         pytest.param(lambda v: f"{v:>40}", id="format-spec"),
-        pytest.param(lambda v: "%s" % v, id="percent-s"),
-        pytest.param(lambda v: "%r" % (v,), id="percent-r"),
-        pytest.param(lambda v: "{}".format(v), id="str-format"),
+        pytest.param(lambda v: "%s" % v, id="percent-s"),  # noqa: UP031
+        pytest.param(lambda v: "%r" % (v,), id="percent-r"),  # noqa: UP031
+        pytest.param(lambda v: "{}".format(v), id="str-format"),  # noqa: UP032
         pytest.param(lambda v: repr([v]), id="inside-list"),
         pytest.param(lambda v: repr({"token": v}), id="inside-dict"),
     ],

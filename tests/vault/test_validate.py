@@ -255,8 +255,17 @@ def test_valid_paths(given_paths: list[str], expected: tuple[str, ...]) -> None:
         ("/v1/../admin", "'..' segments"),
         ("/./x", "'..' segments"),
     ],
-    ids=["relative", "bare-star", "mid-star", "double-star", "query", "fragment", "space",
-         "dotdot", "dot"],
+    ids=[
+        "relative",
+        "bare-star",
+        "mid-star",
+        "double-star",
+        "query",
+        "fragment",
+        "space",
+        "dotdot",
+        "dot",
+    ],
 )
 def test_invalid_paths(path: str, why: str) -> None:
     with pytest.raises(UsageError) as info:
