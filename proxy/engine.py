@@ -12,9 +12,10 @@ import asyncio
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from proxy.domains import parse_pattern
 from proxy.forms import paired_forms
 from proxy.leaks import LeakScanner
 from proxy.policy import Decision, allow, decide_address, deny
@@ -67,6 +68,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 @dataclass
 class _RunCache:
     generation: object = None
+    policy: RunPolicy | None = None
     values: dict[str, str] = field(default_factory=dict)
     scrub_pairs: tuple[tuple[bytes, bytes], ...] = ()
     scanners: dict[tuple[str, ...], LeakScanner] = field(default_factory=dict)
@@ -99,7 +101,12 @@ class Engine:
             return self._runs.pop(run_id, None)
 
     def run(self, run_id: str | None) -> RunPolicy | None:
-        return self._runs.get(run_id) if run_id else None
+        """The run's policy, with each secret's rules as the vault has them now."""
+        run = self._runs.get(run_id) if run_id else None
+        if run is None:
+            return None
+        cache = self._fresh(run)
+        return cache.policy or run
 
     def runs(self) -> list[RunPolicy]:
         return list(self._runs.values())
@@ -110,7 +117,7 @@ class Engine:
         cache = self._cache.get(run.run_id)
         if cache is not None and cache.generation == gen:
             return cache
-        cache = _RunCache(generation=gen)
+        cache = _RunCache(generation=gen, policy=self._current(run))
         pairs: list[tuple[bytes, bytes]] = []
         for s in run.secrets:
             value = self.values.reveal(s.name)
@@ -121,6 +128,28 @@ class Engine:
         cache.scrub_pairs = tuple(pairs)
         self._cache[run.run_id] = cache
         return cache
+
+    def _current(self, run: RunPolicy) -> RunPolicy:
+        """Rules edited in the vault (domains, surfaces, methods, paths) apply at once."""
+        meta_of = getattr(self.values, "meta", None)
+        if meta_of is None:
+            return run
+        secrets = []
+        for s in run.secrets:
+            meta = meta_of(s.name)
+            if meta is None:
+                secrets.append(s)
+                continue
+            secrets.append(
+                replace(
+                    s,
+                    domains=tuple(parse_pattern(d) for d in meta.domains),
+                    surfaces=tuple(meta.surfaces),
+                    methods=tuple(m.upper() for m in meta.methods),
+                    paths=tuple(meta.paths),
+                )
+            )
+        return replace(run, secrets=tuple(secrets))
 
     def swaps(self, run: RunPolicy, secrets: tuple[RunSecret, ...]) -> list[Swap]:
         """Swaps for the secrets that still have a value (a removed name swaps nothing)."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from proxy import ca
+from proxy import ca, placeholders
 from proxy.audit import Audit
 from proxy.engine import Engine, SecretValues
 from proxy.paths import ProxyPaths
@@ -119,6 +119,11 @@ class ProxyService:
                     f"no secret named {name} in the vault; add it with "
                     f"`coatcheck vault set {name} --domains DOMAIN`"
                 )
+            if meta.placeholder_format == "shaped":
+                value = self.values.reveal(name)
+                placeholder = placeholders.mint_shaped(value) if value else placeholder
+            elif not placeholders.is_opaque(str(placeholder)):
+                raise UsageError(f"placeholder for {name} is not a coatcheck placeholder")
             secrets.append(
                 {
                     "name": name,
@@ -152,7 +157,12 @@ class ProxyService:
 
         self._servers[run_id] = await asyncio.start_unix_server(accept, path=str(sock))
         os.chmod(sock, 0o666)  # the sandbox user must connect; the directory is its own
-        return {"ok": True, "socket": str(sock), "run_dir": str(run_dir)}
+        return {
+            "ok": True,
+            "socket": str(sock),
+            "run_dir": str(run_dir),
+            "placeholders": {s.name: s.placeholder for s in run.secrets},
+        }
 
     async def unregister(self, run_id: str) -> None:
         self.engine.unregister(run_id)

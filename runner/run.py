@@ -177,11 +177,16 @@ def execute(
     code = 125
     try:
         if warm:
-            run_dir = Path(control.call(paths.control, reg)["run_dir"])
+            reply = control.call(paths.control, reg)
+            run_dir = Path(reply["run_dir"])
         else:
             ephemeral = EphemeralProxy(home, reg)
             run_dir = ephemeral.run_dir
         sandboxes.reap_orphans()
+        if ephemeral is not None:
+            ephemeral.wait_ready()
+            reply = ephemeral.reply or {}
+        phs = dict(reply.get("placeholders", phs))
         spec = SandboxSpec(
             run_id=run_id,
             image=req.image,
@@ -191,8 +196,6 @@ def execute(
             env={**dict(req.env), **phs},
             timeout=req.timeout,
         )
-        if ephemeral is not None:
-            ephemeral.wait_ready()
         code = sandboxes.run(spec, stdout=out, stderr=err)
         return code
     except CoatcheckError:

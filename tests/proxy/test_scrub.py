@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,7 +63,7 @@ def test_partial_match_that_fails_is_released() -> None:
 def test_held_tail_starts_at_the_earliest_partial() -> None:
     scrubber = Scrubber([(b"aab", b"X")])
     assert scrubber.feed(b"zaaa") == b"za"  # "aa" might still become "aab"
-    assert scrubber.feed(b"b") == b"aX"
+    assert scrubber.feed(b"b") == b"X"
 
 
 def test_server_sent_events_pass_through_at_once() -> None:
@@ -121,6 +119,7 @@ def test_contains_any() -> None:
 
 def test_deep_tries_fall_back_to_a_flat_alternation() -> None:
     pairs = [(b"a" * k, b"<%d>" % k) for k in range(1, 800)]
+    assert not _Table(tuple(pairs)).regex.pattern.startswith(b"a(?:")  # not the trie
     assert scrub_bytes(b"b" + b"a" * 1000 + b"b", pairs) == b"b<799><201>b"
     scrubber = Scrubber(pairs)
     out = b"".join(scrubber.feed(b"a" * 100) for _ in range(10)) + scrubber.flush()
@@ -223,4 +222,3 @@ def test_leftmost_longest_reference(pairs, data) -> None:  # type: ignore[no-unt
         else:
             out, i = out + table[hit], i + len(hit)
     assert scrub_bytes(data, pairs) == out
-    assert re.purge() is None

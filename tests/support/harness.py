@@ -70,7 +70,7 @@ class ProxyHarness:
         req = {"op": "register", "run_id": run_id, "secrets": phs, **kw}
         reply = control.call(self.paths.control, req)
         port, listener = relay(reply["socket"])
-        run = Run(run_id, phs, reply["socket"], f"http://127.0.0.1:{port}", listener)
+        run = Run(run_id, reply.get("placeholders", phs), reply["socket"], f"http://127.0.0.1:{port}", listener)
         self.runs.append(run)
         return run
 
