@@ -190,7 +190,7 @@ def _parse(text: str, *, hints: bool) -> DomainPattern:
         raise _refuse(text, "it would allow every host; name the domains", "*.example.com")
     if "*" in rest:
         raise _refuse(text, "'*' is only allowed as a whole leading label", fix(text))
-    if rest.startswith("."):
+    if not wildcard and rest.startswith("."):
         raise InvalidDomain(
             f"incorrect domain pattern {_q(text)}: a leading dot is ambiguous; use "
             f'"*{rest}" for its subdomains or "{rest[1:]}" for the name itself'

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from proxy.forms import paired_forms
 from proxy.scrub import Scrubber, _compile_regex, _Table, contains_any, scrub_bytes, scrub_text
 
+Pairs = list[tuple[bytes, bytes]]
+
 PAIRS = [(b"abcd", b"X"), (b"bc", b"Y"), (b"abc", b"Z")]
 
 # (data, expected) with PAIRS
@@ -153,7 +155,7 @@ def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 
 @settings(deadline=None)
 @given(pair_lists, datas, st.lists(st.integers(0, 10_000), max_size=10))
-def test_any_chunking_gives_the_whole_result(pairs, data, cuts) -> None:  # type: ignore[no-untyped-def]
+def test_any_chunking_gives_the_whole_result(pairs: Pairs, data: bytes, cuts: list[int]) -> None:
     scrubber = Scrubber(pairs)
     out = b"".join(scrubber.feed(chunk) for chunk in _chunked(data, cuts))
     assert out + scrubber.flush() == scrub_bytes(data, pairs)
@@ -162,14 +164,14 @@ def test_any_chunking_gives_the_whole_result(pairs, data, cuts) -> None:  # type
 
 @settings(deadline=None)
 @given(pair_lists, datas)
-def test_output_has_no_needle(pairs, data) -> None:  # type: ignore[no-untyped-def]
+def test_output_has_no_needle(pairs: Pairs, data: bytes) -> None:
     out = scrub_bytes(data, pairs)
     assert not contains_any(out, [n for n, _ in pairs])
 
 
 @settings(deadline=None)
 @given(pair_lists, datas)
-def test_nothing_is_held_without_a_partial_tail(pairs, data) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_is_held_without_a_partial_tail(pairs: Pairs, data: bytes) -> None:
     partial = any(
         data.endswith(n[:k]) for n, _ in pairs for k in range(1, len(n)) if len(data) >= k
     )
@@ -203,7 +205,7 @@ def test_inserted_needle_split_anywhere_is_replaced(
 
 @settings(deadline=None)
 @given(pair_lists, datas)
-def test_trie_and_flat_patterns_agree(pairs, data) -> None:  # type: ignore[no-untyped-def]
+def test_trie_and_flat_patterns_agree(pairs: Pairs, data: bytes) -> None:
     table = _Table(tuple(pairs))
     flat = _compile_regex(table, list(table.replacements), trie=False)
     trie = _compile_regex(table, list(table.replacements))
@@ -211,7 +213,7 @@ def test_trie_and_flat_patterns_agree(pairs, data) -> None:  # type: ignore[no-u
 
 
 @given(pair_lists, datas)
-def test_leftmost_longest_reference(pairs, data) -> None:  # type: ignore[no-untyped-def]
+def test_leftmost_longest_reference(pairs: Pairs, data: bytes) -> None:
     """A slow, obviously right scan gives the same result."""
     table = dict(reversed(pairs))  # first pair wins
     out, i = b"", 0
