@@ -195,6 +195,13 @@ class Coatcheck:
         )
         flow.metadata["cc_secrets"] = secrets
         needs_body = any("body" in s.surfaces for s in secrets) or run.on_leak == "block"
+        declared = req.headers.get("content-length", "")
+        if needs_body and declared.isdigit() and int(declared) > MAX_INSPECT_BYTES:
+            return self._refuse(
+                flow,
+                deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked"),
+                413,
+            )
         if not needs_body:
             scanner = StreamLeakScanner(self.engine.leak_scanner(run, secrets))
             flow.metadata["cc_body_scanner"] = scanner
@@ -243,12 +250,12 @@ class Coatcheck:
             query, used = swap_query(query, swaps)
             injected |= used
             req.path = f"{path}?{query}"
+        req.headers.fields = tuple(fields)
         if "cc_body_scanner" not in flow.metadata and req.raw_content:
-            problem = self._body(flow, swaps, injected)
             leaks |= scanner.scan(req.raw_content)
+            problem = self._body(flow, swaps, injected)
             if problem is not None:
                 return self._refuse(flow, problem, 415 if problem.reason != "too_large" else 413)
-        req.headers.fields = tuple(fields)
         flow.metadata["cc_injected"] = sorted(injected)
         if leaks:
             flow.metadata["cc_leaks"] = sorted(leaks)

@@ -1,0 +1,577 @@
+"""coatcheck benchmark (`make bench`): proxy throughput/latency, then run start-up.
+
+1. Keep-alive HTTPS GETs of /echo on a local TLS upstream (trustme CA), one persistent
+   connection per client, the same minimal client for every mode:
+     direct     client -> upstream
+     mitmdump   client -> plain mitmdump (CONNECT, then TLS to mitmdump's CA)
+     coatcheck  client -> the run's Unix socket (as the in-sandbox relay) -> the real service;
+                every request carries `Authorization: Bearer <placeholder>`: injected on the
+                way out, scrubbed on the way back (the echo returns the header)
+   Modes are interleaved for several rounds; the report gives medians over rounds.
+2. Start-up: `docker run --rm IMAGE true` vs `coatcheck run -- true`, cold (ephemeral proxy)
+   and warm (`coatcheck proxy` running), interleaved, medians.
+3. A Markdown summary for the README's "Performance" section.
+
+A measurement, not a test: it prints PASS/MISS against the targets and exits 0 unless the set-up
+itself fails. Only loopback traffic; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import platform
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import trustme  # noqa: E402
+
+from proxy import control  # noqa: E402
+from proxy.paths import ProxyPaths  # noqa: E402
+from tests.support.harness import start_proxy  # noqa: E402
+from vault.keystore import FileKeystore  # noqa: E402
+from vault.secret import SecretValue  # noqa: E402
+from vault.store import Vault  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+VENV_BIN = REPO / ".venv" / "bin"
+NAME = "api.coatcheck.test"
+SECRET = "BENCH_TOKEN"
+IMAGE = "coatcheck/sandbox:latest"
+MODES = ("direct", "mitmdump", "coatcheck")
+MODE_TIME_LIMIT_S = 20.0  # per mode per round, whatever the request count
+STARTUP_BUDGET_S = 110.0  # the start-up section stops repeating past this
+CMD_TIMEOUT_S = 60.0
+INHERITED = (
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+    "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS", "PIP_CERT",
+)  # fmt: skip
+TARGETS = {"tput": 0.95, "p50_ms": 1.0, "warm": 2.0, "cold": 5.0}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# -- the client ------------------------------------------------------------------------------
+class Client:
+    """One keep-alive HTTP/1.1-over-TLS connection, optionally through a CONNECT tunnel."""
+
+    def __init__(self, raw: socket.socket, *, port: int, cafile: Path, tunnel: bool) -> None:
+        raw.settimeout(10)
+        if tunnel:
+            raw.sendall(f"CONNECT {NAME}:{port} HTTP/1.1\r\nHost: {NAME}:{port}\r\n\r\n".encode())
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = raw.recv(4096)
+                if not chunk or len(buf) > 65536:
+                    raise ConnectionError(f"CONNECT: no answer ({buf[:200]!r})")
+                buf += chunk
+            if buf.split(b" ", 2)[1] != b"200":
+                raise ConnectionError(f"CONNECT refused: {buf[:300]!r}")
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        ctx.set_alpn_protocols(["http/1.1"])
+        self.sock = ctx.wrap_socket(raw, server_hostname=NAME)
+        self.rfile = self.sock.makefile("rb")
+        self.host = f"{NAME}:{port}"
+
+    def request_bytes(self, path: str, headers: dict[str, str]) -> bytes:
+        head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": self.host, **headers}.items())
+        return f"GET {path} HTTP/1.1\r\n{head}\r\n".encode()
+
+    def roundtrip(self, request: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        self.sock.sendall(request)
+        rf = self.rfile
+        line = rf.readline(65537)
+        if not line:
+            raise ConnectionError("connection closed")
+        status = int(line.split(b" ", 2)[1])
+        headers: dict[bytes, bytes] = {}
+        for _ in range(200):
+            h = rf.readline(65537)
+            if h in (b"\r\n", b"\n"):
+                break
+            if not h:
+                raise ConnectionError("connection closed in headers")
+            k, _, v = h.partition(b":")
+            headers[k.strip().lower()] = v.strip()
+        if b"content-length" in headers:
+            body = rf.read(int(headers[b"content-length"]))
+        elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            parts = []
+            for _ in range(100_000):
+                size = int(rf.readline(1024).split(b";")[0], 16)
+                if size == 0:
+                    for _ in range(200):  # trailers
+                        if rf.readline(65537) in (b"\r\n", b"\n", b""):
+                            break
+                    break
+                parts.append(rf.read(size))
+                rf.read(2)
+            body = b"".join(parts)
+        else:
+            raise ConnectionError("response without a length on a keep-alive connection")
+        return status, headers, body
+
+    def close(self) -> None:
+        self.rfile.close()
+        self.sock.close()
+
+
+# -- the three targets -----------------------------------------------------------------------
+@dataclass
+class Target:
+    mode: str
+    pid: int | None  # the proxy's process, for its CPU time
+    connect: Callable[[], socket.socket]
+    cafile: Path
+    tunnel: bool
+    auth: str  # the Authorization value the client sends
+    expect_upstream_auth: str  # what the upstream must receive
+
+    def client(self, port: int) -> Client:
+        return Client(self.connect(), port=port, cafile=self.cafile, tunnel=self.tunnel)
+
+
+def tcp(port: int) -> Callable[[], socket.socket]:
+    def connect() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    return connect
+
+
+def unix(path: str) -> Callable[[], socket.socket]:
+    def connect() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(path)
+        return s
+
+    return connect
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not ready after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def upstream_stats(port: int, ca_file: Path) -> dict[str, int]:
+    import json
+
+    c = Client(tcp(port)(), port=port, cafile=ca_file, tunnel=False)
+    try:
+        status, _, body = c.roundtrip(c.request_bytes("/stats", {"Connection": "close"}))
+        assert status == 200, status
+        return dict(json.loads(body))
+    finally:
+        c.close()
+
+
+# -- measuring -------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    n: int
+    upstream_conns: int
+    upstream_reqs: int
+    cpu_ms: float | None = None  # the proxy process's CPU time per request (load-robust)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of ``pid`` (from /proc), 0 when there is none."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+def measure(target: Target, up_port: int, ca_file: Path, *, clients: int, requests: int,
+            warmup: int) -> Sample:
+    """``requests`` in total over ``clients`` connections (one thread each), after a warm-up."""
+    before = upstream_stats(up_port, ca_file)
+    conns = [target.client(up_port) for _ in range(clients)]
+    lat: list[list[float]] = [[] for _ in conns]
+    errors: list[BaseException] = []
+    per_client = max(1, requests // clients)
+    barrier = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def work(i: int) -> None:
+        c = conns[i]
+        req = c.request_bytes("/echo", {"Authorization": target.auth, "Accept": "*/*"})
+        try:
+            for _ in range(warmup // clients):
+                if c.roundtrip(req)[0] != 200:
+                    raise RuntimeError(f"{target.mode}: non-200 in warm-up")
+            barrier.wait(timeout=60)
+            out = lat[i]
+            clock = time.perf_counter
+            for _ in range(per_client):
+                t0 = clock()
+                status = c.roundtrip(req)[0]
+                out.append(clock() - t0)
+                if status != 200:
+                    raise RuntimeError(f"{target.mode}: status {status}")
+                if t0 > deadline[0]:
+                    break
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    try:
+        for t in threads:
+            t.start()
+        barrier.wait(timeout=60)
+        cpu0 = cpu_seconds(target.pid)
+        start = time.perf_counter()
+        deadline[0] = start + MODE_TIME_LIMIT_S
+        for t in threads:
+            t.join(MODE_TIME_LIMIT_S + 30)
+        elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(target.pid) - cpu0
+    except threading.BrokenBarrierError:
+        elapsed = cpu = 0.0
+    finally:
+        for c in conns:
+            c.close()
+    if errors:
+        raise RuntimeError(f"{target.mode}: {errors[0]!r}") from errors[0]
+    after = upstream_stats(up_port, ca_file)
+    flat = sorted(x for xs in lat for x in xs)
+    return Sample(
+        rps=len(flat) / elapsed,
+        p50_ms=percentile(flat, 0.50) * 1000,
+        p99_ms=percentile(flat, 0.99) * 1000,
+        n=len(flat),
+        upstream_conns=after["connections"] - before["connections"] - 1,  # minus /stats itself
+        upstream_reqs=after["requests"] - before["requests"] - 1,
+        cpu_ms=cpu * 1000 / len(flat) if target.pid else None,
+    )
+
+
+def verify(target: Target, up_port: int, placeholder: str, real: str) -> str:
+    """One request: the upstream got the expected Authorization; the client never sees a real value."""
+    c = target.client(up_port)
+    try:
+        status, headers, body = c.roundtrip(
+            c.request_bytes("/echo", {"Authorization": target.auth, "Accept": "*/*"})
+        )
+    finally:
+        c.close()
+    want = hashlib.sha256(target.expect_upstream_auth.encode()).hexdigest().encode()
+    seen = b"".join(k + b":" + v for k, v in headers.items()) + body
+    problems = []
+    if status != 200:
+        problems.append(f"status {status}")
+    if headers.get(b"x-auth-sha256") != want:
+        problems.append("upstream did not receive the expected Authorization")
+    if real.encode() in seen:
+        problems.append("the real value reached the client")
+    if placeholder.encode() not in body:
+        problems.append("the echo lacks the placeholder")
+    if problems:
+        raise RuntimeError(f"{target.mode}: " + "; ".join(problems))
+    if target.mode == "coatcheck":
+        return "upstream got the real value; client saw only the placeholder"
+    return "upstream got the header unchanged"
+
+
+@dataclass
+class ModeResult:
+    samples: list[Sample]
+
+    def med(self, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in self.samples)
+
+
+def proxy_bench(tmp: Path, args: argparse.Namespace) -> dict[int, dict[str, ModeResult]]:
+    ca = trustme.CA()
+    ca_file = tmp / "upstream-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    leaf = ca.issue_cert(NAME)
+    cert_file, key_file = tmp / "upstream-cert.pem", tmp / "upstream-key.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
+    leaf.private_key_pem.write_to_path(str(key_file))
+
+    home = tmp / "cchome"
+    home.mkdir()
+    key = home / "vault.key"
+    os.environ["COATCHECK_VAULT_KEY_FILE"] = str(key)
+    real = "ghp_" + os.urandom(18).hex()
+    Vault.open(home, keystore=FileKeystore(key)).set(SECRET, SecretValue(real), [NAME])
+    sockets = Path(f"/tmp/ccb-{os.getpid()}")
+
+    procs: list[subprocess.Popen[bytes]] = []
+    harness = None
+    try:
+        upstream = subprocess.Popen(
+            [sys.executable, str(HERE / "upstream_fast.py"), str(cert_file), str(key_file)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        procs.append(upstream)
+        assert upstream.stdout is not None
+        up_port = int(upstream.stdout.readline() or 0)
+        if not up_port:
+            raise RuntimeError("upstream did not start")
+
+        mitm_port = free_port()
+        mitm_conf = tmp / "mitmconf"
+        mitm = subprocess.Popen(
+            [str(VENV_BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1",
+             "--listen-port", str(mitm_port), "--set", f"confdir={mitm_conf}",
+             "--set", f"ssl_verify_upstream_trusted_ca={ca_file}",
+             "--set", "connection_strategy=lazy", "-s", str(HERE / "mitm_resolve.py")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(mitm)
+
+        harness = start_proxy(home, sockets, upstream_ca=ca_file,
+                              extra=(f"--resolve={NAME}:127.0.0.1",))
+        run = harness.register((SECRET,))
+        ph = run.placeholders[SECRET]
+
+        def mitm_ready() -> bool:
+            if mitm.poll() is not None:
+                raise RuntimeError("mitmdump exited")
+            try:
+                socket.create_connection(("127.0.0.1", mitm_port), timeout=1).close()
+            except OSError:
+                return False
+            return (mitm_conf / "mitmproxy-ca-cert.pem").exists()
+
+        wait_for(mitm_ready, "mitmdump")
+
+        bearer = f"Bearer {ph}"
+        targets = {
+            "direct": Target("direct", None, tcp(up_port), ca_file, False, bearer, bearer),
+            "mitmdump": Target("mitmdump", mitm.pid, tcp(mitm_port), mitm_conf / "mitmproxy-ca-cert.pem",
+                               True, bearer, bearer),
+            "coatcheck": Target("coatcheck", harness.proc.pid, unix(run.socket), harness.ca_cert, True, bearer,
+                                f"Bearer {real}"),
+        }
+        for t in targets.values():
+            say(f"  verify {t.mode:<9} ok: {verify(t, up_port, ph, real)}")
+
+        results: dict[int, dict[str, ModeResult]] = {}
+        for clients in args.clients:
+            res = {m: ModeResult([]) for m in MODES}
+            results[clients] = res
+            say(f"\n  {clients} connection(s), {args.requests} requests per mode per round "
+                f"(+{args.warmup} warm-up), {args.rounds} rounds, interleaved")
+            for r in range(args.rounds):
+                order = MODES[r % 3:] + MODES[: r % 3]  # rotate who goes first
+                for mode in order:
+                    s = measure(targets[mode], up_port, ca_file, clients=clients,
+                                requests=args.requests, warmup=args.warmup)
+                    res[mode].samples.append(s)
+                    note = "" if s.upstream_conns == clients else "  (!) upstream connections"
+                    say(f"    round {r + 1} {mode:<9} {s.rps:8.0f} req/s  p50 {s.p50_ms:6.2f} ms"
+                        f"  p99 {s.p99_ms:6.2f} ms  cpu/req {s.cpu_ms or 0:5.2f} ms  n={s.n}  upstream conns={s.upstream_conns}"
+                        f" reqs={s.upstream_reqs}{note}")
+        return results
+    finally:
+        if harness is not None:
+            harness.close()
+        for p in procs:
+            if p.stdin:
+                p.stdin.close()
+            stop(p)
+            if p.stdout:
+                p.stdout.close()
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+# -- start-up --------------------------------------------------------------------------------
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=CMD_TIMEOUT_S)  # fmt: skip
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return took
+
+
+def startup_bench(tmp: Path, repeats: int) -> dict[str, list[float]]:
+    base = {k: v for k, v in os.environ.items() if k not in INHERITED}
+
+    def env_for(name: str) -> dict[str, str]:
+        home = tmp / name
+        return {**base, "COATCHECK_HOME": str(home), "COATCHECK_VAULT_KEY_FILE": str(home / "key")}
+
+    cold_env, warm_env = env_for("cold"), env_for("warm")
+    warm_home = Path(warm_env["COATCHECK_HOME"])
+    warm_paths = ProxyPaths.for_home(warm_home)
+    coatcheck = str(VENV_BIN / "coatcheck")
+    cmds = {
+        "bare": (["docker", "run", "--rm", IMAGE, "true"], base),
+        "cold": ([coatcheck, "run", "--", "true"], cold_env),
+        "warm": ([coatcheck, "run", "--", "true"], warm_env),
+    }
+    service = None
+    try:
+        t0 = time.perf_counter()
+        service = subprocess.Popen([coatcheck, "proxy"], env=warm_env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+        def answers() -> bool:
+            if service.poll() is not None:
+                raise RuntimeError("`coatcheck proxy` exited")
+            return control.ping(warm_paths.control) is not None
+
+        wait_for(answers, "coatcheck proxy")
+        say(f"  `coatcheck proxy` answering after {time.perf_counter() - t0:.2f} s")
+        for kind, (argv, env) in cmds.items():  # unmeasured: CA creation, caches
+            timed(argv, env)
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        budget_end = time.monotonic() + STARTUP_BUDGET_S
+        for i in range(repeats):
+            for kind, (argv, env) in cmds.items():
+                times[kind].append(timed(argv, env))
+            say(f"    {i + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+            if time.monotonic() > budget_end:
+                say(f"  (stopping after {i + 1} repeats: time budget)")
+                break
+        return times
+    finally:
+        stop(service)
+        shutil.rmtree(warm_paths.sockets, ignore_errors=True)
+
+
+# -- report ----------------------------------------------------------------------------------
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4],
+                    help="connections per measurement (one table per value; default: 1 4)")
+    ap.add_argument("--repeats", type=int, default=5, help="start-up repetitions")
+    ap.add_argument("--skip-proxy", action="store_true")
+    ap.add_argument("--skip-startup", action="store_true")
+    args = ap.parse_args()
+    for name in INHERITED:
+        os.environ.pop(name, None)
+
+    began = time.perf_counter()
+    today = datetime.date.today().isoformat()
+    from importlib.metadata import version
+
+    machine = (f"{os.cpu_count()} CPUs, Linux {platform.release()}, Python "
+               f"{platform.python_version()}, mitmproxy {version('mitmproxy')}")
+    say(f"coatcheck benchmark, {today} ({machine})")
+    tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
+    proxy: dict[int, dict[str, ModeResult]] = {}
+    start: dict[str, list[float]] = {}
+    try:
+        if not args.skip_proxy:
+            say("\n== 1. proxy: keep-alive HTTPS GET /echo (Authorization: Bearer <placeholder>)")
+            proxy = proxy_bench(tmp, args)
+        if not args.skip_startup:
+            say(f"\n== 2. run start-up: `{IMAGE} true`, median of {args.repeats}")
+            start = startup_bench(tmp, args.repeats)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lines: list[str] = []
+    checks: list[tuple[str, str, str, str]] = []
+    if proxy:
+        lines += [
+            "| Keep-alive HTTPS, GET /echo | connections | requests/s | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        label = {"direct": "direct to upstream", "mitmdump": "plain mitmdump",
+                 "coatcheck": "coatcheck (inject + scrub)"}
+        for clients, res in proxy.items():
+            for m in MODES:
+                r = res[m]
+                lines.append(f"| {label[m]} | {clients} | {r.med('rps'):,.0f} | "
+                             f"{r.med('p50_ms'):.2f} | {r.med('p99_ms'):.2f} |")
+        for clients, res in proxy.items():
+            cc, md, dr = res["coatcheck"], res["mitmdump"], res["direct"]
+            tput = cc.med("rps") / md.med("rps")
+            dp50 = cc.med("p50_ms") - md.med("p50_ms")
+            checks.append((f"coatcheck / mitmdump throughput ({clients} conn)", f"{tput:.2f}",
+                           f">= {TARGETS['tput']}", verdict(tput >= TARGETS["tput"])))
+            checks.append((f"coatcheck p50 - mitmdump p50 ({clients} conn)", f"{dp50:+.2f} ms",
+                           f"<= +{TARGETS['p50_ms']:.0f} ms", verdict(dp50 <= TARGETS["p50_ms"])))
+            checks.append((f"mitmdump / direct throughput ({clients} conn)",
+                           f"{md.med('rps') / dr.med('rps'):.2f}", "context", ""))
+    if start:
+        med = {k: statistics.median(v) for k, v in start.items()}
+        if lines:
+            lines.append("")
+        lines += [
+            f"| Start-up, `true` in `{IMAGE}` | seconds (median of {len(start['bare'])}) |",
+            "|---|---:|",
+            f"| `docker run --rm` (bare) | {med['bare']:.2f} |",
+            f"| `coatcheck run` warm (`coatcheck proxy` running) | {med['warm']:.2f} |",
+            f"| `coatcheck run` cold (ephemeral proxy) | {med['cold']:.2f} |",
+        ]
+        w, c = med["warm"] / med["bare"], med["cold"] / med["bare"]
+        checks.append(("warm run / bare docker", f"{w:.1f}x", f"<= {TARGETS['warm']:.0f}x",
+                       verdict(w <= TARGETS["warm"])))
+        checks.append(("cold run / bare docker", f"{c:.1f}x", f"<= {TARGETS['cold']:.0f}x",
+                       verdict(c <= TARGETS["cold"])))
+    if checks:
+        lines += ["", "| Ratio | value | target | |", "|---|---:|---:|---|"]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in checks]
+
+    say(f"\n== 3. summary (Markdown; took {time.perf_counter() - began:.0f} s)\n")
+    say(f"Measured {today} on {machine}; medians over interleaved rounds (`make bench`).\n")
+    say("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

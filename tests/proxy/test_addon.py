@@ -1,0 +1,190 @@
+"""The addon's hooks with mitmproxy's own test tools (taddons, tflow): no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+
+import pytest
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+
+from proxy.addon import REASON_HEADER, Coatcheck, Tunnel, run_peername
+from proxy.audit import Audit
+from proxy.engine import DictValues, Engine
+from proxy.runs import parse_run
+
+VALUE = "real-secret-value-0123456789"
+HOST = "api.example.test"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def setup():  # type: ignore[no-untyped-def]
+    values = DictValues({"TOKEN": VALUE})
+    engine = Engine(values)
+    run = parse_run({
+        "run_id": "r-addon1",
+        "secrets": [{"name": "TOKEN", "placeholder": "ccph_" + "A" * 26,
+                     "domains": [HOST], "surfaces": ["header", "basic", "query", "body"]}],
+        "allow": ["open.example.test"],
+    })
+    engine.register(run)
+    rec = Recorder()
+    addon = Coatcheck(engine, Audit(rec))  # type: ignore[arg-type]
+    return addon, run, rec, values
+
+
+def make_flow(addon, run, *, host=HOST, port=443, scheme="https", headers=(), path="/v1/x",
+              method="GET", content=b"", host_header=None):  # type: ignore[no-untyped-def]
+    f = tflow.tflow()
+    f.client_conn.peername = run_peername(run.run_id)
+    f.request = http.Request.make(method, f"{scheme}://{host}:{port}{path}", content,
+                                  dict(headers))
+    f.request.headers["host"] = host_header or host
+    addon.tunnels[f.client_conn.id] = Tunnel(host, port, checked={(host, port): "203.0.113.7"})
+    return f
+
+
+def hook(addon, name, f):  # type: ignore[no-untyped-def]
+    result = getattr(addon, name)(f)
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+
+
+def through_request(addon, f):  # type: ignore[no-untyped-def]
+    hook(addon, "requestheaders", f)
+    if f.response is None:
+        hook(addon, "request", f)
+
+
+PH = "ccph_" + "A" * 26
+
+
+def test_header_is_swapped_on_tls_to_the_secret_domain(setup):
+    addon, run, rec, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, headers={"Authorization": f"Bearer {PH}"})
+        through_request(addon, f)
+    assert f.response is None
+    assert f.request.headers["Authorization"] == f"Bearer {VALUE}"
+    assert f.metadata["cc_injected"] == ["TOKEN"]
+
+
+def test_basic_auth_is_swapped_inside_base64(setup):
+    addon, run, _, _ = setup
+    token = base64.b64encode(f"user:{PH}".encode()).decode()
+    with taddons.context(addon):
+        f = make_flow(addon, run, headers={"Authorization": f"Basic {token}"})
+        through_request(addon, f)
+    decoded = base64.b64decode(f.request.headers["Authorization"].split()[1]).decode()
+    assert decoded == f"user:{VALUE}"
+
+
+def test_plain_http_never_gets_a_value(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, scheme="http", port=80, headers={"Authorization": PH})
+        through_request(addon, f)
+    assert f.request.headers["Authorization"] == PH
+
+
+def test_host_header_mismatch_is_refused_with_reason(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, headers={"Authorization": PH}, host_header="evil.test")
+        through_request(addon, f)
+    assert f.response is not None and f.response.status_code == 403
+    assert f.response.headers[REASON_HEADER] == "host_mismatch"
+    assert VALUE not in f.request.headers.get("Authorization", "")
+
+
+def test_unknown_client_is_refused(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        f.client_conn.peername = ("127.0.0.1", 5555)
+        through_request(addon, f)
+    assert f.response is not None and f.response.headers[REASON_HEADER] == "unknown_client"
+
+
+def test_query_and_json_body_are_swapped_with_escaping(setup):
+    addon, run, _, values = setup
+    values.set("TOKEN", 'va"l\\ue&x')
+    with taddons.context(addon):
+        f = make_flow(addon, run, method="POST", path=f"/q?key={PH}",
+                      headers={"Content-Type": "application/json"},
+                      content=f'{{"t": "{PH}"}}'.encode())
+        through_request(addon, f)
+    assert f.request.path == "/q?key=va%22l%5Cue%26x"
+    assert f.request.content == b'{"t": "va\\"l\\\\ue&x"}'
+    assert f.request.headers["content-length"] == str(len(f.request.content))
+
+
+def test_compressed_body_with_placeholder_is_refused(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, method="POST",
+                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        f.request.raw_content = gzip.compress(PH.encode())
+        through_request(addon, f)
+    assert f.response is not None and f.response.status_code == 415
+    assert f.response.headers[REASON_HEADER] == "compressed_body"
+
+
+def test_placeholder_to_other_host_is_a_leak_event(setup):
+    addon, run, rec, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, host="open.example.test", headers={"X-Token": PH})
+        through_request(addon, f)
+    assert f.request.headers["X-Token"] == PH
+    assert any('"placeholder_leak"' in line and "TOKEN" in line for line in rec.lines)
+
+
+def test_proxy_only_headers_are_stripped(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, headers={"Proxy-Authorization": "Basic eDp5"})
+        through_request(addon, f)
+    assert "Proxy-Authorization" not in f.request.headers
+
+
+def test_response_headers_and_streamed_body_are_scrubbed(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        through_request(addon, f)
+        f.response = http.Response.make(200, b"", {"X-Echo": VALUE, "Content-Length": "99"})
+        addon.responseheaders(f)
+    assert f.response.headers["X-Echo"] == PH
+    assert "content-length" not in f.response.headers
+    stream = f.response.stream
+    assert callable(stream)
+    half = len(VALUE) // 2
+    out = stream(b'{"a": "' + VALUE[:half].encode()) + stream(VALUE[half:].encode() + b'"}')
+    out += stream(b"")
+    assert out == f'{{"a": "{PH}"}}'.encode()
+
+
+def test_audit_line_names_secrets_never_values(setup):
+    addon, run, rec, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run, headers={"Authorization": PH})
+        through_request(addon, f)
+        f.response = http.Response.make(200, b"ok")
+        addon.response(f)
+    line = rec.lines[-1]
+    assert '"secrets_injected": ["TOKEN"]' in line and VALUE not in line
+    assert '"path": "/v1/x"' in line

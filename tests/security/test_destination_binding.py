@@ -1,0 +1,284 @@
+"""Decide on the real destination: the CONNECT target. Host, :authority, an absolute-form
+target and the TLS SNI are client claims; a mismatch is refused, never trusted, and nothing is
+injected for the claimed host."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+
+from tests.security.conftest import API, EVIL, OTHER, SUFFIX
+from tests.security.wire import build, open_tunnel
+
+
+@pytest.fixture
+def run(proxy, secret):  # type: ignore[no-untyped-def]
+    secret("BIND_TOKEN")
+    return proxy.register(("BIND_TOKEN",), allow=[OTHER, EVIL, SUFFIX])
+
+
+def _bearer(run) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [("Authorization", f"Bearer {run.placeholders['BIND_TOKEN']}")]
+
+
+@pytest.mark.parametrize(
+    "host_header",
+    [
+        pytest.param(f"{OTHER}:{{port}}", id="other-allowlisted-host"),
+        pytest.param(f"{EVIL}:{{port}}", id="evil-host"),
+        pytest.param(f"{SUFFIX}:{{port}}", id="suffix-host"),
+        pytest.param(f"{API}:{{other_port}}", id="same-host-other-port"),
+        pytest.param(f"{API}@{EVIL}", id="userinfo-trick"),
+        pytest.param("127.0.0.1:{port}", id="ip-literal"),
+    ],
+)
+def test_host_header_differing_from_connect_is_refused(
+    proxy, upstream, trail, canary, run, host_header
+):
+    host = host_header.format(port=upstream.port, other_port=upstream.port + 1)
+    before = len(upstream.received)
+    with open_tunnel(run.proxy_url, f"{API}:{upstream.port}", proxy.ca_cert, sni=API) as conn:
+        resp = conn.request("GET", "/echo", [("Host", host), *_bearer(run)])
+    assert resp.status == 403 and resp.refusal == "host_mismatch"
+    assert len(upstream.received) == before, "a mismatching request reached the upstream"
+    trail.assert_contained(canary, seen=(resp.raw(),))
+    assert trail.requests(run)[-1]["reason"] == "host_mismatch"
+
+
+def test_keep_alive_reuse_after_a_legit_request_checks_every_request(
+    proxy, upstream, trail, canary, run
+):
+    """First a legitimate request (injected), then on the same connection one claiming another
+    host: the established upstream connection must not carry the value for it."""
+    port = upstream.port
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
+        ok = conn.request("GET", "/echo", [("Host", f"{API}:{port}"), *_bearer(run)])
+        assert ok.status == 200
+        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+        before = len(upstream.received)
+        bad = conn.request("GET", "/echo", [("Host", f"{OTHER}:{port}"), *_bearer(run)])
+    assert bad.status == 403 and bad.refusal == "host_mismatch"
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, may_reach=(API,), seen=(ok.raw(), bad.raw()))
+
+
+def test_keep_alive_reuse_after_a_refused_mismatch_injects_nothing_to_the_wrong_host(
+    proxy, upstream, trail, canary, run
+):
+    """A refused mismatching request, then another on the same connection: either the proxy
+    closed the connection, or it checks again; the wrong host never gets the value."""
+    port = upstream.port
+    before = len(upstream.received)
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
+        first = conn.request("GET", "/echo", [("Host", f"{OTHER}:{port}"), *_bearer(run)])
+        assert first.status == 403 and first.refusal == "host_mismatch"
+        try:
+            second = conn.request("GET", "/echo", [("Host", f"{OTHER}:{port}"), *_bearer(run)])
+            seen = (first.raw(), second.raw())
+            assert second.status == 403
+        except (ConnectionError, ssl.SSLError, OSError, Exception) as exc:  # closed: fine
+            if isinstance(exc, AssertionError):
+                raise
+            seen = (first.raw(),)
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, seen=seen)
+
+
+def test_pipelined_mismatch_behind_a_legit_request_is_refused(
+    proxy, upstream, trail, canary, run
+):
+    port = upstream.port
+    legit = build("GET", "/echo", [("Host", f"{API}:{port}"), *_bearer(run)])
+    smuggled = build("GET", "/echo", [("Host", f"{EVIL}:{port}"), *_bearer(run)])
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
+        conn.send(legit + smuggled)
+        first = conn.read()
+        second = conn.read()
+    assert first.status == 200
+    assert second.status == 403 and second.refusal == "host_mismatch"
+    assert [r.header("Host") for r in upstream.received[-1:]] == [f"{API}:{port}"]
+    trail.assert_contained(canary, may_reach=(API,), seen=(first.raw(), second.raw()))
+
+
+@pytest.mark.parametrize(
+    ("target", "host_header"),
+    [
+        pytest.param(f"https://{OTHER}:{{port}}/echo", f"{OTHER}:{{port}}", id="other-host"),
+        pytest.param(f"https://{OTHER}:{{port}}/echo", f"{API}:{{port}}", id="other-target-api-host"),
+        pytest.param(f"https://{EVIL}:{{port}}/echo", f"{EVIL}:{{port}}", id="evil-host"),
+    ],
+)
+def test_absolute_form_target_inside_tunnel_differing_from_connect_is_refused(
+    proxy, upstream, trail, canary, run, target, host_header
+):
+    port = upstream.port
+    before = len(upstream.received)
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
+        resp = conn.request("GET", target.format(port=port),
+                            [("Host", host_header.format(port=port)), *_bearer(run)])
+    assert resp.status == 403 and resp.refusal == "host_mismatch", (resp.status, resp.refusal)
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, seen=(resp.raw(),))
+
+
+def test_http_scheme_target_inside_tls_tunnel_stays_tls_to_the_connect_target(
+    proxy, upstream, trail, canary, run
+):
+    """``GET http://api...`` inside the TLS tunnel: the value may only travel over the tunnel's
+    TLS to the CONNECT target (the upstream speaks TLS only), and comes back scrubbed."""
+    port = upstream.port
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
+        resp = conn.request("GET", f"http://{API}:{port}/echo",
+                            [("Host", f"{API}:{port}"), *_bearer(run)])
+    if resp.status == 200:
+        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+    else:
+        assert resp.status == 403
+    trail.assert_contained(canary, may_reach=(API,), seen=(resp.raw(),))
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        pytest.param((f"{API}:{{port}}", f"{EVIL}:{{port}}"), id="api-then-evil"),
+        pytest.param((f"{EVIL}:{{port}}", f"{API}:{{port}}"), id="evil-then-api"),
+        pytest.param((f"{API}:{{port}}", f"{API}:{{port}}"), id="same-twice"),
+    ],
+)
+def test_duplicate_host_headers_are_refused(proxy, upstream, trail, canary, run, hosts):
+    port = upstream.port
+    before = len(upstream.received)
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
+        headers = [("Host", h.format(port=port)) for h in hosts]
+        resp = conn.request("GET", "/echo", [*headers, *_bearer(run)])
+    assert 400 <= resp.status < 500
+    if resp.status == 403:
+        assert resp.refusal == "duplicate_host"
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, seen=(resp.raw(),))
+
+
+def test_http2_authority_mismatch_via_curl_is_refused(proxy, upstream, trail, canary, run):
+    before = len(upstream.received)
+    ph = run.placeholders["BIND_TOKEN"]
+    out = subprocess.run(
+        ["curl", "-sS", "--http2", "--cacert", str(proxy.ca_cert), "-x", run.proxy_url,
+         "-H", f"Host: {OTHER}:{upstream.port}", "-H", f"Authorization: Bearer {ph}",
+         "-D", "-", "-w", "\n%{http_code} %{http_version}",
+         f"https://{API}:{upstream.port}/echo"],
+        capture_output=True, text=True, timeout=30,
+    )
+    status, version = out.stdout.rsplit("\n", 1)[1].split()
+    assert version == "2", "the attack must go over HTTP/2"
+    assert status == "403" and "x-coatcheck-reason: host_mismatch" in out.stdout.lower()
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, seen=(out.stdout, out.stderr))
+
+
+def _h2_request(run, proxy, port: int, streams: list[list[tuple[str, str]]]) -> list[dict]:  # type: ignore[no-untyped-def]
+    conn = open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API, alpn=["h2"])
+    sock = conn.sock
+    assert isinstance(sock, ssl.SSLSocket) and sock.selected_alpn_protocol() == "h2"
+    h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    h2c.initiate_connection()
+    sock.sendall(h2c.data_to_send())
+    results: dict[int, dict] = {}
+    for headers in streams:
+        sid = h2c.get_next_available_stream_id()
+        h2c.send_headers(sid, headers, end_stream=True)
+        results[sid] = {"headers": {}, "body": b"", "done": False}
+    sock.sendall(h2c.data_to_send())
+    sock.settimeout(10)
+    try:
+        while not all(r["done"] for r in results.values()):
+            data = sock.recv(65536)
+            if not data:
+                break
+            for ev in h2c.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    results[ev.stream_id]["headers"] = {
+                        k.decode(): v.decode() for k, v in ev.headers}
+                elif isinstance(ev, h2.events.DataReceived):
+                    results[ev.stream_id]["body"] += ev.data
+                    h2c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded | h2.events.StreamReset):
+                    results[ev.stream_id]["done"] = True
+            sock.sendall(h2c.data_to_send())
+    except (TimeoutError, socket.timeout):
+        pass
+    finally:
+        conn.close()
+    return [results[k] for k in sorted(results)]
+
+
+def test_http2_streams_each_bound_to_the_connect_target(proxy, upstream, trail, canary, run):
+    """Over one HTTP/2 connection: a legit stream, a stream whose :authority names another
+    host, and one whose extra ``host`` header does. Only the first gets the value."""
+    port = upstream.port
+    ph = run.placeholders["BIND_TOKEN"]
+
+    def req(authority: str, extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:  # type: ignore[assignment]
+        return [(":method", "GET"), (":scheme", "https"), (":authority", authority),
+                (":path", "/echo"), *extra, ("authorization", f"Bearer {ph}")]
+
+    before = len(upstream.received)
+    legit, other_authority, host_header = _h2_request(run, proxy, port, [
+        req(f"{API}:{port}"),
+        req(f"{EVIL}:{port}"),
+        req(f"{API}:{port}", [("host", f"{OTHER}:{port}")]),
+    ])
+    assert legit["headers"].get(":status") == "200"
+    assert json.loads(legit["body"])["headers"]["Authorization"] == f"Bearer {ph}"
+    for refused in (other_authority, host_header):
+        assert refused["headers"].get(":status") in ("400", "403"), refused
+    assert other_authority["headers"].get("x-coatcheck-reason") == "host_mismatch"
+    new = upstream.received[before:]
+    assert [r.header("Authorization") for r in new] == [f"Bearer {canary}"]
+    trail.assert_contained(canary, may_reach=(API,),
+                           seen=tuple(json.dumps(r, default=repr) for r in
+                                      (legit, other_authority, host_header)))
+
+
+@pytest.mark.parametrize(
+    ("sni", "host_header"),
+    [
+        pytest.param(OTHER, API, id="sni-other-host-api"),
+        pytest.param(OTHER, OTHER, id="sni-other-host-other"),
+        pytest.param(SUFFIX, API, id="sni-suffix-host-api"),
+    ],
+)
+def test_tls_sni_differing_from_connect_is_refused(
+    proxy, upstream, trail, canary, run, sni, host_header
+):
+    port = upstream.port
+    before = len(upstream.received)
+    with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=sni) as conn:
+        resp = conn.request("GET", "/echo", [("Host", f"{host_header}:{port}"), *_bearer(run)])
+    assert resp.status == 403 and resp.refusal == "sni_mismatch"
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, seen=(resp.raw(),))
+
+
+def test_openssl_s_client_with_foreign_sni_gets_nothing_injected(
+    proxy, upstream, trail, canary, run
+):
+    port = upstream.port
+    ph = run.placeholders["BIND_TOKEN"]
+    request = f"GET /echo HTTP/1.1\r\nHost: {API}:{port}\r\nAuthorization: Bearer {ph}\r\n" \
+              "Connection: close\r\n\r\n"
+    before = len(upstream.received)
+    out = subprocess.run(
+        ["openssl", "s_client", "-quiet", "-proxy", run.proxy_url.removeprefix("http://"),
+         "-connect", f"{API}:{port}", "-servername", EVIL, "-CAfile", str(proxy.ca_cert)],
+        input=request, capture_output=True, text=True, timeout=30,
+    )
+    assert "x-coatcheck-reason: sni_mismatch" in out.stdout.lower(), out.stdout + out.stderr
+    assert len(upstream.received) == before
+    trail.assert_contained(canary, seen=(out.stdout, out.stderr))
