@@ -124,6 +124,9 @@ class Coatcheck:
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Dial the address that was checked, never a fresh DNS answer."""
         try:
+            if data.server.address is None:
+                data.server.error = "coatcheck: no destination"
+                return
             host, port = data.server.address
             tunnel = self.tunnels.get(data.client.id)
             address = tunnel.checked.get((_norm(host), port)) if tunnel else None
@@ -139,7 +142,9 @@ class Coatcheck:
         # Label the open connection with the name again, so mitmproxy reuses it for requests to
         # that name (it matches connections by address). The dialled IP stays in peername.
         if data.server.sni and data.server.address:
-            object.__setattr__(data.server, "address", (str(data.server.sni), data.server.address[1]))
+            object.__setattr__(
+                data.server, "address", (str(data.server.sni), data.server.address[1])
+            )
 
     # -- requests ---------------------------------------------------------------------
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -273,7 +278,9 @@ class Coatcheck:
         req = flow.request
         raw = req.raw_content or b""
         if len(raw) > MAX_INSPECT_BYTES:
-            return deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
+            return deny(
+                "too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked"
+            )
         body_swaps = [s for s in swaps if "body" in s.surfaces]
         if not body_swaps:
             return None
@@ -322,8 +329,12 @@ class Coatcheck:
             resp.stream = True
             return
         resp.headers.fields = tuple(
-            (k, scrub_text(v.decode("utf-8", "surrogateescape"), pairs).encode(
-                "utf-8", "surrogateescape"))
+            (
+                k,
+                scrub_text(v.decode("utf-8", "surrogateescape"), pairs).encode(
+                    "utf-8", "surrogateescape"
+                ),
+            )
             for k, v in resp.headers.fields
         )
         try:
@@ -357,7 +368,10 @@ class Coatcheck:
         if flow.request.method == "CONNECT":
             return
         self.audit.request(
-            flow, self._run(flow), flow.metadata.get("cc_decision"), status=0,
+            flow,
+            self._run(flow),
+            flow.metadata.get("cc_decision"),
+            status=0,
             error=flow.error.msg if flow.error else "error",
         )
 

@@ -31,8 +31,10 @@ def ensure_ca(confdir: Path) -> Path:
         return cert_file
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME),
-         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "coatcheck")]
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "coatcheck"),
+        ]
     )
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -46,9 +48,15 @@ def ensure_ca(confdir: Path) -> Path:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

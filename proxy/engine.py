@@ -186,7 +186,9 @@ class Engine:
         try:
             answers = await self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
-            return "", deny("dns_failed", f"{host} could not be resolved ({exc.__class__.__name__})")
+            return "", deny(
+                "dns_failed", f"{host} could not be resolved ({exc.__class__.__name__})"
+            )
         last = deny("dns_failed", f"{host} has no address")
         for ip in answers:
             decision = decide_address(run, host, ip)

@@ -26,23 +26,55 @@ def _env_pairs(items: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
-@click.option("--secret", "secrets", multiple=True, metavar="NAME",
-              help="A vaulted secret; the sandbox sees NAME=<placeholder> (repeatable).")
-@click.option("--allow", multiple=True, metavar="DOMAIN",
-              help="Also allow this host pattern, without any secret (repeatable).")
-@click.option("--resolve", multiple=True, metavar="HOST:ADDR",
-              help="Dial ADDR for HOST (split DNS, tests); may point at private addresses.")
-@click.option("--allow-cidr", multiple=True, metavar="CIDR",
-              help="Allow IP-literal and resolved destinations in this range (repeatable).")
-@click.option("--upstream-ca", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Also trust this CA when verifying upstream TLS (repeatable).")
-@click.option("--image", default="coatcheck/sandbox:latest", show_default=True,
-              help="Local sandbox image.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
-              help="Stop the command after this long and exit 124.")
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    metavar="NAME",
+    help="A vaulted secret; the sandbox sees NAME=<placeholder> (repeatable).",
+)
+@click.option(
+    "--allow",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Also allow this host pattern, without any secret (repeatable).",
+)
+@click.option(
+    "--resolve",
+    multiple=True,
+    metavar="HOST:ADDR",
+    help="Dial ADDR for HOST (split DNS, tests); may point at private addresses.",
+)
+@click.option(
+    "--allow-cidr",
+    multiple=True,
+    metavar="CIDR",
+    help="Allow IP-literal and resolved destinations in this range (repeatable).",
+)
+@click.option(
+    "--upstream-ca",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Also trust this CA when verifying upstream TLS (repeatable).",
+)
+@click.option(
+    "--image", default="coatcheck/sandbox:latest", show_default=True, help="Local sandbox image."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    help="Stop the command after this long and exit 124.",
+)
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Set a variable (repeatable).")
-@click.option("--on-leak", type=click.Choice(["log", "block"]), default="log", show_default=True,
-              help="What to do with a placeholder on its way to a host outside its domains.")
+@click.option(
+    "--on-leak",
+    type=click.Choice(["log", "block"]),
+    default="log",
+    show_default=True,
+    help="What to do with a placeholder on its way to a host outside its domains.",
+)
 @click.option("--log-json", is_flag=True, help="Print the run's JSON log line on stderr.")
 @click.argument("command", nargs=-1, required=True)
 def run_command(

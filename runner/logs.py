@@ -6,7 +6,7 @@ Secret values never reach a logger: events carry secret *names* only.
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import IO, Any
 
 import structlog
 
@@ -32,11 +32,11 @@ LEAK_EVENT = "placeholder_leak"
 RUN_EVENT = "run"
 
 
-def json_logger(stream: TextIO | None = None) -> structlog.typing.FilteringBoundLogger:
+def json_logger(stream: IO[str] | None = None) -> structlog.typing.FilteringBoundLogger:
     """A logger that writes one JSON object a line to ``stream`` (stderr by default)."""
     out = stream if stream is not None else sys.stderr
     return structlog.wrap_logger(
-        structlog.WriteLogger(out),
+        structlog.WriteLogger(out),  # type: ignore[arg-type]
         processors=[
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.JSONRenderer(sort_keys=False),

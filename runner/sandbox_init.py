@@ -55,8 +55,10 @@ def _connect_unix(path: str) -> socket.socket | None:
 def _serve(conn: socket.socket, path: str) -> None:
     upstream = _connect_unix(path)
     if upstream is None:
-        conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nX-Coatcheck-Reason: proxy_unreachable\r\n"
-                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.sendall(
+            b"HTTP/1.1 502 Bad Gateway\r\nX-Coatcheck-Reason: proxy_unreachable\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
         conn.close()
         return
     back = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
@@ -100,7 +102,7 @@ def main(argv: list[str]) -> int:
     if child == 0:
         listener.close()
         try:
-            os.execvp(argv[0], argv)
+            os.execvp(argv[0], argv)  # noqa: S606 - the job, exactly as given
         except OSError as exc:
             print(f"coatcheck-init: cannot run {argv[0]!r}: {exc.strerror}", file=sys.stderr)
             os._exit(127 if isinstance(exc, FileNotFoundError) else 126)

@@ -79,7 +79,7 @@ def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
 def _tmpfs(limits: Limits) -> dict[str, str]:
     owned = f"uid={SANDBOX_UID},gid={SANDBOX_UID}"
     return {
-        "/tmp": f"rw,nosuid,nodev,exec,size={limits.tmp_size},mode=1777",
+        "/tmp": f"rw,nosuid,nodev,exec,size={limits.tmp_size},mode=1777",  # noqa: S108 - the sandbox's own tmpfs
         "/work": f"rw,nosuid,nodev,exec,size={limits.tmp_size},{owned},mode=0755",
         "/home/sandbox": f"rw,nosuid,nodev,size=64m,{owned},mode=0700",
     }

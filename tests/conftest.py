@@ -3,6 +3,7 @@ the real proxy service (session-wide; each test registers its own runs)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import trustme
 
+from runner.errors import SecretNotFound
 from tests.support.harness import ProxyHarness, Run, start_proxy
 from tests.support.upstream import Upstream, start_upstream
 from vault.keystore import FileKeystore
@@ -23,7 +25,12 @@ INHERITED = (
     "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS", "PIP_CERT",
 )  # fmt: skip
-TEST_NAMES = ("api.coatcheck.test", "other.coatcheck.test", "evil.test", "api.coatcheck.test.evil.test")
+TEST_NAMES = (
+    "api.coatcheck.test",
+    "other.coatcheck.test",
+    "evil.test",
+    "api.coatcheck.test.evil.test",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +80,9 @@ def proxy(proxy_home: Path, ca_file: Path, session_vault: Vault) -> Iterator[Pro
     try:
         session_vault.list()
         harness = start_proxy(
-            proxy_home, sockets, upstream_ca=ca_file,
+            proxy_home,
+            sockets,
+            upstream_ca=ca_file,
             extra=tuple(f"--resolve={n}:127.0.0.1" for n in TEST_NAMES),
         )
     finally:
@@ -97,10 +106,8 @@ def vault_secret(session_vault: Vault):  # type: ignore[no-untyped-def]
 
     yield store
     for name in made:
-        try:
+        with contextlib.suppress(SecretNotFound):
             session_vault.remove(name)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def client_for(run: Run, ca_cert: Path, *, http2: bool = False) -> httpx.Client:

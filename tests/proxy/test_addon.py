@@ -35,24 +35,42 @@ class Recorder:
 def setup():  # type: ignore[no-untyped-def]
     values = DictValues({"TOKEN": VALUE})
     engine = Engine(values)
-    run = parse_run({
-        "run_id": "r-addon1",
-        "secrets": [{"name": "TOKEN", "placeholder": "ccph_" + "A" * 26,
-                     "domains": [HOST], "surfaces": ["header", "basic", "query", "body"]}],
-        "allow": ["open.example.test"],
-    })
+    run = parse_run(
+        {
+            "run_id": "r-addon1",
+            "secrets": [
+                {
+                    "name": "TOKEN",
+                    "placeholder": "ccph_" + "A" * 26,
+                    "domains": [HOST],
+                    "surfaces": ["header", "basic", "query", "body"],
+                }
+            ],
+            "allow": ["open.example.test"],
+        }
+    )
     engine.register(run)
     rec = Recorder()
     addon = Coatcheck(engine, Audit(rec))  # type: ignore[arg-type]
     return addon, run, rec, values
 
 
-def make_flow(addon, run, *, host=HOST, port=443, scheme="https", headers=(), path="/v1/x",
-              method="GET", content=b"", host_header=None):  # type: ignore[no-untyped-def]
+def make_flow(
+    addon,
+    run,
+    *,
+    host=HOST,
+    port=443,
+    scheme="https",
+    headers=(),
+    path="/v1/x",
+    method="GET",
+    content=b"",
+    host_header=None,
+):  # type: ignore[no-untyped-def]
     f = tflow.tflow()
     f.client_conn.peername = run_peername(run.run_id)
-    f.request = http.Request.make(method, f"{scheme}://{host}:{port}{path}", content,
-                                  dict(headers))
+    f.request = http.Request.make(method, f"{scheme}://{host}:{port}{path}", content, dict(headers))
     f.request.headers["host"] = host_header or host
     addon.tunnels[f.client_conn.id] = Tunnel(host, port, checked={(host, port): "203.0.113.7"})
     return f
@@ -124,9 +142,14 @@ def test_query_and_json_body_are_swapped_with_escaping(setup):
     addon, run, _, values = setup
     values.set("TOKEN", 'va"l\\ue&x')
     with taddons.context(addon):
-        f = make_flow(addon, run, method="POST", path=f"/q?key={PH}",
-                      headers={"Content-Type": "application/json"},
-                      content=f'{{"t": "{PH}"}}'.encode())
+        f = make_flow(
+            addon,
+            run,
+            method="POST",
+            path=f"/q?key={PH}",
+            headers={"Content-Type": "application/json"},
+            content=f'{{"t": "{PH}"}}'.encode(),
+        )
         through_request(addon, f)
     assert f.request.path == "/q?key=va%22l%5Cue%26x"
     assert f.request.content == b'{"t": "va\\"l\\\\ue&x"}'
@@ -136,8 +159,12 @@ def test_query_and_json_body_are_swapped_with_escaping(setup):
 def test_compressed_body_with_placeholder_is_refused(setup):
     addon, run, _, _ = setup
     with taddons.context(addon):
-        f = make_flow(addon, run, method="POST",
-                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        f = make_flow(
+            addon,
+            run,
+            method="POST",
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
         f.request.raw_content = gzip.compress(PH.encode())
         through_request(addon, f)
     assert f.response is not None and f.response.status_code == 415

@@ -21,13 +21,16 @@ def test_opaque_placeholders_are_prefixed_and_unique():
     [
         ("ghp_" + "aB3" * 12, "ghp_"),
         ("sk-ant-api03-" + "xY9_" * 20, "sk-ant-api03-"),
-        ("xoxb-" + "1234567890-" * 2 + "AbCdEfGhIjKlMnOpQrStUvWxAbCdEfGh", "xoxb-1234567890-1234567890-"),
+        (
+            "xoxb-" + "1234567890-" * 2 + "AbCdEfGhIjKlMnOpQrStUvWxAbCdEfGh",
+            "xoxb-1234567890-1234567890-",
+        ),
     ],
 )
 def test_shaped_keeps_prefix_length_and_classes(value, prefix):
     ph = mint_shaped(value)
     assert ph != value and len(ph) == len(value) and ph.startswith(prefix)
-    for a, b in zip(value[len(prefix):], ph[len(prefix):], strict=True):
+    for a, b in zip(value[len(prefix) :], ph[len(prefix) :], strict=True):
         if a.isdigit():
             assert b.isdigit()
         elif re.match("[a-z]", a):

@@ -7,17 +7,24 @@ import pytest
 from proxy.policy import check_binding, decide_address, decide_destination, injectable
 from proxy.runs import parse_run
 
-RUN = parse_run({
-    "run_id": "r-policy1",
-    "secrets": [
-        {"name": "GH", "placeholder": "ccph_" + "a" * 26, "domains": ["api.github.test"]},
-        {"name": "RO", "placeholder": "ccph_" + "b" * 26, "domains": ["*.ro.test"],
-         "methods": ["GET"], "paths": ["/v1/*"]},
-    ],
-    "allow": ["pypi.test"],
-    "resolve": ["internal.test:10.0.0.5"],
-    "allow_cidr": ["192.0.2.0/24"],
-})
+RUN = parse_run(
+    {
+        "run_id": "r-policy1",
+        "secrets": [
+            {"name": "GH", "placeholder": "ccph_" + "a" * 26, "domains": ["api.github.test"]},
+            {
+                "name": "RO",
+                "placeholder": "ccph_" + "b" * 26,
+                "domains": ["*.ro.test"],
+                "methods": ["GET"],
+                "paths": ["/v1/*"],
+            },
+        ],
+        "allow": ["pypi.test"],
+        "resolve": ["internal.test:10.0.0.5"],
+        "allow_cidr": ["192.0.2.0/24"],
+    }
+)
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,12 @@ import base64
 import json
 import subprocess
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
+from runner import sandbox_init
 from tests.conftest import client_for
 
 
@@ -23,8 +26,10 @@ def test_header_placeholder_is_swapped_and_echo_is_scrubbed(proxy, upstream, tok
     run = proxy.register(("SVC_TOKEN",))
     ph = run.placeholders["SVC_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
-        r = c.get(f"https://api.coatcheck.test:{upstream.port}/echo",
-                  headers={"Authorization": f"Bearer {ph}"})
+        r = c.get(
+            f"https://api.coatcheck.test:{upstream.port}/echo",
+            headers={"Authorization": f"Bearer {ph}"},
+        )
     assert r.status_code == 200
     assert upstream.received[-1].header("Authorization") == f"Bearer {token}"
     assert token not in r.text
@@ -49,9 +54,8 @@ def test_basic_auth_is_decoded_swapped_and_reencoded(proxy, upstream, token):
 def test_not_allowlisted_host_is_refused_with_reason(proxy, upstream, token):
     run = proxy.register(("SVC_TOKEN",))
     before = len(upstream.received)
-    with client_for(run, proxy.ca_cert) as c:
-        with pytest.raises(Exception) as info:
-            c.get(f"https://other.coatcheck.test:{upstream.port}/echo")
+    with client_for(run, proxy.ca_cert) as c, pytest.raises(httpx.ProxyError) as info:
+        c.get(f"https://other.coatcheck.test:{upstream.port}/echo")
     assert "403" in str(info.value)
     assert len(upstream.received) == before
     line = proxy.audit_for(run)[-1]
@@ -62,8 +66,10 @@ def test_allow_flag_admits_a_host_without_injection(proxy, upstream, token):
     run = proxy.register(("SVC_TOKEN",), allow=["other.coatcheck.test"])
     ph = run.placeholders["SVC_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
-        r = c.get(f"https://other.coatcheck.test:{upstream.port}/echo",
-                  headers={"Authorization": f"Bearer {ph}"})
+        r = c.get(
+            f"https://other.coatcheck.test:{upstream.port}/echo",
+            headers={"Authorization": f"Bearer {ph}"},
+        )
     assert r.status_code == 200
     assert upstream.received[-1].header("Authorization") == f"Bearer {ph}"
     assert token not in upstream.received[-1].raw().decode()
@@ -89,8 +95,10 @@ def test_gzip_response_is_scrubbed(proxy, upstream, token):
     run = proxy.register(("SVC_TOKEN",))
     ph = run.placeholders["SVC_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
-        r = c.get(f"https://api.coatcheck.test:{upstream.port}/gzip-echo",
-                  headers={"Authorization": f"Bearer {ph}"})
+        r = c.get(
+            f"https://api.coatcheck.test:{upstream.port}/gzip-echo",
+            headers={"Authorization": f"Bearer {ph}"},
+        )
     assert upstream.received[-1].header("Authorization") == f"Bearer {token}"
     assert token not in r.text
     assert json.loads(r.text)["headers"]["Authorization"] == f"Bearer {ph}"
@@ -100,8 +108,10 @@ def test_response_headers_are_scrubbed(proxy, upstream, token):
     run = proxy.register(("SVC_TOKEN",))
     ph = run.placeholders["SVC_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
-        r = c.get(f"https://api.coatcheck.test:{upstream.port}/echo-header",
-                  headers={"Authorization": f"Bearer {ph}"})
+        r = c.get(
+            f"https://api.coatcheck.test:{upstream.port}/echo-header",
+            headers={"Authorization": f"Bearer {ph}"},
+        )
     assert r.headers["x-echo"] == f"Bearer {ph}"
     assert token not in str(r.headers)
 
@@ -111,10 +121,24 @@ def test_curl_gets_substitution_over_http1_and_http2(proxy, upstream, token, ver
     run = proxy.register(("SVC_TOKEN",))
     ph = run.placeholders["SVC_TOKEN"]
     out = subprocess.run(
-        ["curl", "-sS", version, "--cacert", str(proxy.ca_cert), "-x", run.proxy_url,
-         "-H", f"Authorization: Bearer {ph}", "-w", "\n%{http_version}",
-         f"https://api.coatcheck.test:{upstream.port}/echo"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "curl",
+            "-sS",
+            version,
+            "--cacert",
+            str(proxy.ca_cert),
+            "-x",
+            run.proxy_url,
+            "-H",
+            f"Authorization: Bearer {ph}",
+            "-w",
+            "\n%{http_version}",
+            f"https://api.coatcheck.test:{upstream.port}/echo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     body, negotiated = out.rsplit("\n", 1)
     assert negotiated == ("2" if version == "--http2" else "1.1")
@@ -140,9 +164,10 @@ def test_rotation_is_used_on_the_next_request_and_removal_stops_injection(
         assert upstream.received[-1].header("Authorization") == ph
 
 
-def test_unregistered_run_socket_is_gone(proxy, upstream, token):
+def test_unregistered_run_socket_is_gone(proxy, upstream, token, monkeypatch):
+    monkeypatch.setattr(sandbox_init, "CONNECT_WAIT_S", 0.3)
     run = proxy.register(("SVC_TOKEN",))
     proxy.unregister(run)
-    with client_for(run, proxy.ca_cert) as c:
-        with pytest.raises(Exception):
-            c.get(f"https://api.coatcheck.test:{upstream.port}/echo")
+    assert not Path(run.socket).exists()
+    with client_for(run, proxy.ca_cert) as c, pytest.raises(httpx.ProxyError):
+        c.get(f"https://api.coatcheck.test:{upstream.port}/echo")

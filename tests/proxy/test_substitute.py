@@ -50,8 +50,9 @@ def test_json_body_value_is_json_escaped():
 
 
 def test_form_body_value_is_form_encoded():
-    out, _ = swap_body(f"a=1&t={PH}".encode(), "application/x-www-form-urlencoded",
-                       [sw("x y&z", "body")])
+    out, _ = swap_body(
+        f"a=1&t={PH}".encode(), "application/x-www-form-urlencoded", [sw("x y&z", "body")]
+    )
     assert parse_qs(out.decode())["t"] == ["x y&z"]
 
 

@@ -185,18 +185,20 @@ def test_http2_authority_mismatch_via_curl_is_refused(proxy, upstream, trail, ca
 def _h2_request(run, proxy, port: int, streams: list[list[tuple[str, str]]]) -> list[dict]:  # type: ignore[no-untyped-def]
     conn = open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API, alpn=["h2"])
     sock = conn.sock
-    assert isinstance(sock, ssl.SSLSocket) and sock.selected_alpn_protocol() == "h2"
-    h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    h2c.initiate_connection()
-    sock.sendall(h2c.data_to_send())
     results: dict[int, dict] = {}
-    for headers in streams:
-        sid = h2c.get_next_available_stream_id()
-        h2c.send_headers(sid, headers, end_stream=True)
-        results[sid] = {"headers": {}, "body": b"", "done": False}
-    sock.sendall(h2c.data_to_send())
-    sock.settimeout(10)
     try:
+        assert isinstance(sock, ssl.SSLSocket) and sock.selected_alpn_protocol() == "h2"
+        config = h2.config.H2Configuration(
+            client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False)
+        h2c = h2.connection.H2Connection(config)
+        h2c.initiate_connection()
+        sock.sendall(h2c.data_to_send())
+        for headers in streams:
+            sid = h2c.get_next_available_stream_id()
+            h2c.send_headers(sid, headers, end_stream=True)
+            results[sid] = {"headers": {}, "body": b"", "done": False}
+        sock.sendall(h2c.data_to_send())
+        sock.settimeout(10)
         while not all(r["done"] for r in results.values()):
             data = sock.recv(65536)
             if not data:

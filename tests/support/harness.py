@@ -63,14 +63,26 @@ class ProxyHarness:
     def ca_cert(self) -> Path:
         return self.paths.ca_cert
 
-    def register(self, secrets: tuple[str, ...] = (), *, run_id: str | None = None,
-                 placeholders: dict[str, str] | None = None, **kw: Any) -> Run:
+    def register(
+        self,
+        secrets: tuple[str, ...] = (),
+        *,
+        run_id: str | None = None,
+        placeholders: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Run:
         run_id = run_id or f"r-test{len(self.runs):04d}{os.urandom(3).hex()}"
         phs = placeholders or {name: mint() for name in secrets}
         req = {"op": "register", "run_id": run_id, "secrets": phs, **kw}
         reply = control.call(self.paths.control, req)
         port, listener = relay(reply["socket"])
-        run = Run(run_id, reply.get("placeholders", phs), reply["socket"], f"http://127.0.0.1:{port}", listener)
+        run = Run(
+            run_id,
+            reply.get("placeholders", phs),
+            reply["socket"],
+            f"http://127.0.0.1:{port}",
+            listener,
+        )
         self.runs.append(run)
         return run
 
@@ -98,11 +110,22 @@ class ProxyHarness:
             self.proc.stdout.close()
 
 
-def start_proxy(home: Path, sockets: Path, *, upstream_ca: Path | None = None,
-                extra: tuple[str, ...] = ()) -> ProxyHarness:
+def start_proxy(
+    home: Path, sockets: Path, *, upstream_ca: Path | None = None, extra: tuple[str, ...] = ()
+) -> ProxyHarness:
     audit_log = home / "audit-test.jsonl"
-    argv = [sys.executable, "-m", "proxy.service", "--home", str(home),
-            "--sockets", str(sockets), "--audit-log", str(audit_log), *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "proxy.service",
+        "--home",
+        str(home),
+        "--sockets",
+        str(sockets),
+        "--audit-log",
+        str(audit_log),
+        *extra,
+    ]
     if upstream_ca is not None:
         argv.append(f"--upstream-ca={upstream_ca}")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=dict(os.environ))

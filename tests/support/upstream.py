@@ -86,8 +86,12 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             echo = json.dumps(
-                {"method": rec.method, "path": rec.path, "headers": dict(rec.headers),
-                 "body": rec.body.decode("utf-8", "replace")}
+                {
+                    "method": rec.method,
+                    "path": rec.path,
+                    "headers": dict(rec.headers),
+                    "body": rec.body.decode("utf-8", "replace"),
+                }
             ).encode()
             if url.path.startswith("/echo-header"):
                 auth = rec.header("Authorization") or ""
@@ -95,8 +99,11 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
             elif url.path.startswith("/echo"):
                 self._send(200, echo, {"Content-Type": "application/json"})
             elif url.path == "/gzip-echo":
-                self._send(200, gzip.compress(echo),
-                           {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+                self._send(
+                    200,
+                    gzip.compress(echo),
+                    {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                )
             elif url.path == "/redirect":
                 self._send(302, b"", {"Location": q.get("to", "/")})
             elif url.path == "/big":
@@ -110,7 +117,7 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
                 value = q.get("value", "")
                 n = int(q.get("n", "3"))
                 for i in range(n):
-                    event = f"data: {{\"i\": {i}, \"echo\": \"{value}\"}}\n\n".encode()
+                    event = f'data: {{"i": {i}, "echo": "{value}"}}\n\n'.encode()
                     cut = 6 + 8 + len(str(i)) + len(value) // 2
                     self.wfile.write(event[:cut])
                     self.wfile.flush()
@@ -134,8 +141,9 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_upstream(ca: trustme.CA, names: tuple[str, ...] = ("api.coatcheck.test",),
-                   host: str = "127.0.0.1") -> Upstream:
+def start_upstream(
+    ca: trustme.CA, names: tuple[str, ...] = ("api.coatcheck.test",), host: str = "127.0.0.1"
+) -> Upstream:
     up = Upstream(ca=ca, names=names)
     server = ThreadingHTTPServer((host, 0), _handler(up))
     server.daemon_threads = True
