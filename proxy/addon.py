@@ -24,20 +24,18 @@ from mitmproxy.master import Master
 from mitmproxy.proxy import server_hooks
 
 from proxy import audit as audit_mod
-from proxy.decoders import DecodeError, stream_decoder
+from proxy import responses, rewrite
+from proxy.decoders import DecodeError
 from proxy.domains import normalize_host
 from proxy.engine import Engine
 from proxy.leaks import StreamLeakScanner
 from proxy.policy import Decision, check_binding, decide_destination, deny, injectable
 from proxy.runs import RunPolicy
-from proxy.scrub import Scrubber, scrub_text
-from proxy.substitute import basic_payload, body_kind, mentions, swap_body, swap_header, swap_query
+from proxy.scrub import Scrubber
 from runner.errors import InvalidDomain
 
 RUN_PEER = "run:"
 REASON_HEADER = "X-Coatcheck-Reason"
-MAX_INSPECT_BYTES = 16 * 1024 * 1024
-_PROXY_ONLY = ("proxy-authorization", "proxy-connection", "proxy-authenticate")
 _seq = itertools.count(1)
 
 
@@ -201,12 +199,8 @@ class Coatcheck:
         flow.metadata["cc_secrets"] = secrets
         needs_body = any("body" in s.surfaces for s in secrets) or run.on_leak == "block"
         declared = req.headers.get("content-length", "")
-        if needs_body and declared.isdigit() and int(declared) > MAX_INSPECT_BYTES:
-            return self._refuse(
-                flow,
-                deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked"),
-                413,
-            )
+        if needs_body and declared.isdigit() and int(declared) > rewrite.MAX_INSPECT_BYTES:
+            return self._refuse(flow, rewrite.too_large(), 413)
         if not needs_body:
             scanner = StreamLeakScanner(self.engine.leak_scanner(run, secrets))
             flow.metadata["cc_body_scanner"] = scanner
@@ -231,40 +225,17 @@ class Coatcheck:
             return self._refuse(flow, deny("unchecked_request", "request was not checked"))
         req = flow.request
         secrets = flow.metadata["cc_secrets"]
-        swaps = self.engine.swaps(run, secrets)
-        scanner = self.engine.leak_scanner(run, secrets)
-        leaks: set[str] = set()
-        for name in [k for k in req.headers if k.lower() in _PROXY_ONLY or k.lower() == "te"]:
-            if name.lower() != "te":
-                del req.headers[name]
-        fields = []
-        injected: set[str] = set()
-        for key, raw in req.headers.fields:
-            value = raw.decode("utf-8", "surrogateescape")
-            leaks |= scanner.scan_text(value)
-            payload = basic_payload(value)
-            if payload is not None:
-                leaks |= scanner.scan_text(payload)
-            if swaps:
-                value, used = swap_header(value, swaps)
-                injected |= used
-            fields.append((key, value.encode("utf-8", "surrogateescape")))
-        leaks |= scanner.scan_text(req.path)
-        if swaps and "?" in req.path and any("query" in s.surfaces for s in swaps):
-            path, _, query = req.path.partition("?")
-            query, used = swap_query(query, swaps)
-            injected |= used
-            req.path = f"{path}?{query}"
-        req.headers.fields = tuple(fields)
-        if "cc_body_scanner" not in flow.metadata and req.raw_content:
-            leaks |= scanner.scan(req.raw_content)
-            problem = self._body(flow, swaps, injected)
-            if problem is not None:
-                return self._refuse(flow, problem, 415 if problem.reason != "too_large" else 413)
-        flow.metadata["cc_injected"] = sorted(injected)
-        if leaks:
-            flow.metadata["cc_leaks"] = sorted(leaks)
-            self.audit.leak(flow, run, sorted(leaks))
+        buffered = "cc_body_scanner" not in flow.metadata
+        out = rewrite.rewrite(
+            req.headers.fields,
+            req.path,
+            req.raw_content if buffered else None,
+            self.engine.swaps(run, secrets),
+            self.engine.leak_scanner(run, secrets),
+        )
+        if out.leaks:
+            flow.metadata["cc_leaks"] = sorted(out.leaks)
+            self.audit.leak(flow, run, sorted(out.leaks))
             if run.on_leak == "block":
                 return self._refuse(
                     flow,
@@ -273,44 +244,15 @@ class Coatcheck:
                         "a placeholder was on its way to a host outside its secret's domains",
                     ),
                 )
-
-    def _body(self, flow: http.HTTPFlow, swaps: list[Any], injected: set[str]) -> Decision | None:
-        req = flow.request
-        raw = req.raw_content or b""
-        if len(raw) > MAX_INSPECT_BYTES:
-            return deny(
-                "too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked"
-            )
-        body_swaps = [s for s in swaps if "body" in s.surfaces]
-        if not body_swaps:
-            return None
-        placeholders = [s.placeholder for s in body_swaps]
-        encoding = req.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            try:
-                decoded = req.get_content(strict=True) or b""
-            except ValueError:
-                return deny("undecodable_body", f"request body in {encoding!r} can't be decoded")
-            if mentions(decoded, placeholders):
-                return deny(
-                    "compressed_body",
-                    "a placeholder inside a compressed request body is not substituted; "
-                    "send the body uncompressed",
-                )
-            return None
-        kind = body_kind(req.headers.get("content-type", ""))
-        if kind == "multipart" and mentions(raw, placeholders):
-            return deny(
-                "multipart_body",
-                "a placeholder inside a multipart body is not substituted; use a header",
-            )
-        new, used = swap_body(raw, req.headers.get("content-type", ""), body_swaps)
-        if used:
-            req.raw_content = new
+        if out.problem is not None:
+            return self._refuse(flow, out.problem, out.status)
+        req.headers.fields = out.fields
+        req.path = out.path
+        if out.body is not None:
+            req.raw_content = out.body
             if "content-length" in req.headers:
-                req.headers["content-length"] = str(len(new))
-            injected |= used
-        return None
+                req.headers["content-length"] = str(len(out.body))
+        flow.metadata["cc_injected"] = sorted(out.injected)
 
     # -- responses --------------------------------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -328,34 +270,18 @@ class Coatcheck:
         if not pairs:
             resp.stream = True
             return
-        resp.headers.fields = tuple(
-            (
-                k,
-                scrub_text(v.decode("utf-8", "surrogateescape"), pairs).encode(
-                    "utf-8", "surrogateescape"
-                ),
-            )
-            for k, v in resp.headers.fields
-        )
+        resp.headers.fields = responses.scrub_fields(resp.headers.fields, pairs)
         try:
-            decode = stream_decoder(resp.headers.get("content-encoding", ""))
+            stream, decoded = responses.body_stream(pairs, resp.headers.get("content-encoding", ""))
         except DecodeError as exc:
             flow.response = refusal(deny("undecodable_response", str(exc)), 502)
             return
-        if "content-encoding" in resp.headers and decode is not None:
+        if decoded:
             del resp.headers["content-encoding"]
         if "content-length" in resp.headers:
             del resp.headers["content-length"]
             if resp.http_version == "HTTP/1.1":
                 resp.headers["transfer-encoding"] = "chunked"
-        scrubber = Scrubber(pairs)
-
-        def stream(chunk: bytes) -> bytes:
-            if chunk:
-                return scrubber.feed(decode(chunk) if decode else chunk)
-            tail = decode(b"", final=True) if decode else b""
-            return scrubber.feed(tail) + scrubber.flush()
-
         resp.stream = stream
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -1,0 +1,128 @@
+"""One request's rewrite: swaps in headers, query and body, leak scan, body refusals. Pure.
+
+The addon hands in plain values (header fields, path, body) and applies the outcome; nothing
+here knows mitmproxy. Proxy-only headers are dropped on the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from proxy.decoders import DecodeError, stream_decoder
+from proxy.leaks import LeakScanner
+from proxy.policy import Decision, deny
+from proxy.substitute import (
+    Swap,
+    basic_payload,
+    body_kind,
+    mentions,
+    swap_body,
+    swap_header,
+    swap_query,
+)
+
+MAX_INSPECT_BYTES = 16 * 1024 * 1024
+PROXY_ONLY = frozenset(("proxy-authorization", "proxy-connection", "proxy-authenticate"))
+Fields = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass
+class Outcome:
+    fields: Fields
+    path: str
+    body: bytes | None = None  # None: unchanged
+    injected: set[str] = field(default_factory=set)
+    leaks: set[str] = field(default_factory=set)
+    problem: Decision | None = None
+    status: int = 403
+
+
+def too_large() -> Decision:
+    return deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
+
+
+def rewrite(
+    fields: Fields,
+    path: str,
+    body: bytes | None,
+    swaps: Sequence[Swap],
+    scanner: LeakScanner,
+) -> Outcome:
+    """Swap placeholders where ``swaps`` allow; scan for placeholders that must not go here.
+
+    ``body`` is None when it streams past (scanned elsewhere) or is empty.
+    """
+    out = Outcome(fields=(), path=path)
+    new_fields = []
+    content_type = encoding = ""
+    for key, raw in fields:
+        name = key.decode("latin-1").lower()
+        if name in PROXY_ONLY:
+            continue
+        value = raw.decode("utf-8", "surrogateescape")
+        if name == "content-type":
+            content_type = value
+        elif name == "content-encoding":
+            encoding = value
+        out.leaks |= scanner.scan_text(value)
+        if (payload := basic_payload(value)) is not None:
+            out.leaks |= scanner.scan_text(payload)
+        if swaps:
+            value, used = swap_header(value, swaps)
+            out.injected |= used
+        new_fields.append((key, value.encode("utf-8", "surrogateescape")))
+    out.fields = tuple(new_fields)
+    out.leaks |= scanner.scan_text(path)
+    if "?" in path and any("query" in s.surfaces for s in swaps):
+        base, _, query = path.partition("?")
+        query, used = swap_query(query, swaps)
+        out.injected |= used
+        out.path = f"{base}?{query}"
+    if body:
+        _body(out, body, content_type, encoding, swaps, scanner)
+    return out
+
+
+def _body(
+    out: Outcome,
+    body: bytes,
+    content_type: str,
+    encoding: str,
+    swaps: Sequence[Swap],
+    scanner: LeakScanner,
+) -> None:
+    if len(body) > MAX_INSPECT_BYTES:
+        out.problem, out.status = too_large(), 413
+        return
+    plain = body
+    try:
+        decode = stream_decoder(encoding)
+        if decode is not None:
+            plain = decode(body) + decode(b"", final=True)
+    except DecodeError:
+        out.problem, out.status = deny("undecodable_body", "the request body can't be decoded"), 415
+        return
+    out.leaks |= scanner.scan(plain)
+    body_swaps = [s for s in swaps if "body" in s.surfaces]
+    placeholders = [s.placeholder for s in body_swaps]
+    if not body_swaps or not mentions(plain, placeholders):
+        return
+    if decode is not None:
+        out.problem = deny(
+            "compressed_body",
+            "a placeholder inside a compressed request body is not substituted; "
+            "send the body uncompressed",
+        )
+    elif body_kind(content_type) == "multipart":
+        out.problem = deny(
+            "multipart_body",
+            "a placeholder inside a multipart body is not substituted; use a header",
+        )
+    if out.problem is not None:
+        out.status = 415
+        return
+    new, used = swap_body(body, content_type, body_swaps)
+    if used:
+        out.body = new
+        out.injected |= used
