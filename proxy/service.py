@@ -264,6 +264,8 @@ async def amain(argv: list[str]) -> int:
         if initial is None:
             with contextlib.suppress(FileNotFoundError):
                 service.paths.control.unlink()
+        else:  # an ephemeral service's socket directory is its own: leave nothing behind
+            shutil.rmtree(service.paths.sockets, ignore_errors=True)
         audit_stream.close()
     return 0
 

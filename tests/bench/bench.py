@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ NAME = "api.coatcheck.test"
 SECRET = "BENCH_TOKEN"
 IMAGE = "coatcheck/sandbox:latest"
 MODES = ("direct", "mitmdump", "coatcheck")
-MODE_TIME_LIMIT_S = 20.0  # per mode per round, whatever the request count
+ROUND_TIME_LIMIT_S = 12.0  # a round stops once a mode has spent this long measuring
 STARTUP_BUDGET_S = 110.0  # the start-up section stops repeating past this
 CMD_TIMEOUT_S = 60.0
 INHERITED = (
@@ -208,13 +207,13 @@ def upstream_stats(port: int, ca_file: Path) -> dict[str, int]:
 # -- measuring -------------------------------------------------------------------------------
 @dataclass
 class Sample:
+    """One mode in one round."""
+
     rps: float
     p50_ms: float
     p99_ms: float
     n: int
-    upstream_conns: int
-    upstream_reqs: int
-    cpu_ms: float | None = None  # the proxy process's CPU time per request (load-robust)
+    cpu_ms: float | None  # the proxy process's CPU time per request: robust to a busy machine
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -230,68 +229,61 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[i]
 
 
-def measure(target: Target, up_port: int, ca_file: Path, *, clients: int, requests: int,
-            warmup: int) -> Sample:
-    """``requests`` in total over ``clients`` connections (one thread each), after a warm-up."""
+def measure_round(targets: dict[str, Target], order: tuple[str, ...], up_port: int,
+                  ca_file: Path, *, requests: int, warmup: int, block: int) -> dict[str, Sample]:
+    """``requests`` per mode on one connection per mode, after ``warmup``; the modes take turns
+    in blocks of ``block`` requests, so a busy neighbour hits them all alike."""
     before = upstream_stats(up_port, ca_file)
-    conns = [target.client(up_port) for _ in range(clients)]
-    lat: list[list[float]] = [[] for _ in conns]
-    errors: list[BaseException] = []
-    per_client = max(1, requests // clients)
-    barrier = threading.Barrier(clients + 1)
-
-    def work(i: int) -> None:
-        c = conns[i]
-        req = c.request_bytes("/echo", {"Authorization": target.auth, "Accept": "*/*"})
-        try:
-            for _ in range(warmup // clients):
-                if c.roundtrip(req)[0] != 200:
-                    raise RuntimeError(f"{target.mode}: non-200 in warm-up")
-            barrier.wait(timeout=60)
-            out = lat[i]
-            clock = time.perf_counter
-            deadline = clock() + MODE_TIME_LIMIT_S
-            for _ in range(per_client):
-                t0 = clock()
-                status = c.roundtrip(req)[0]
-                out.append(clock() - t0)
-                if status != 200:
-                    raise RuntimeError(f"{target.mode}: status {status}")
-                if t0 > deadline:
-                    break
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    conns: dict[str, Client] = {}
+    lat: dict[str, list[float]] = {m: [] for m in order}
+    busy = dict.fromkeys(order, 0.0)
+    cpu = dict.fromkeys(order, 0.0)
+    clock = time.perf_counter
     try:
-        for t in threads:
-            t.start()
-        barrier.wait(timeout=60)
-        cpu0 = cpu_seconds(target.pid)
-        start = time.perf_counter()
-        for t in threads:
-            t.join(MODE_TIME_LIMIT_S + 30)
-        elapsed = time.perf_counter() - start
-        cpu = cpu_seconds(target.pid) - cpu0
-    except threading.BrokenBarrierError:
-        elapsed = cpu = 0.0
+        for m in order:
+            conns[m] = targets[m].client(up_port)
+        reqs = {m: conns[m].request_bytes("/echo", {"Authorization": targets[m].auth,
+                                                    "Accept": "*/*"}) for m in order}
+        for m in order:
+            for _ in range(warmup):
+                if conns[m].roundtrip(reqs[m])[0] != 200:
+                    raise RuntimeError(f"{m}: non-200 in warm-up")
+        done = 0
+        while done < requests and max(busy.values()) < ROUND_TIME_LIMIT_S:
+            k = min(block, requests - done)
+            for m in order:
+                c, req, out, pid = conns[m], reqs[m], lat[m], targets[m].pid
+                cpu0 = cpu_seconds(pid)
+                start = clock()
+                for _ in range(k):
+                    t0 = clock()
+                    status = c.roundtrip(req)[0]
+                    out.append(clock() - t0)
+                    if status != 200:
+                        raise RuntimeError(f"{m}: status {status}")
+                busy[m] += clock() - start
+                cpu[m] += cpu_seconds(pid) - cpu0
+            done += k
     finally:
-        for c in conns:
+        for c in conns.values():
             c.close()
-    if errors:
-        raise RuntimeError(f"{target.mode}: {errors[0]!r}") from errors[0]
     after = upstream_stats(up_port, ca_file)
-    flat = sorted(x for xs in lat for x in xs)
-    return Sample(
-        rps=len(flat) / elapsed,
-        p50_ms=percentile(flat, 0.50) * 1000,
-        p99_ms=percentile(flat, 0.99) * 1000,
-        n=len(flat),
-        upstream_conns=after["connections"] - before["connections"] - 1,  # minus /stats itself
-        upstream_reqs=after["requests"] - before["requests"] - 1,
-        cpu_ms=cpu * 1000 / len(flat) if target.pid else None,
-    )
+    got_conns = after["connections"] - before["connections"] - 1  # minus /stats itself
+    got_reqs = after["requests"] - before["requests"] - 1
+    if got_conns != len(order) or got_reqs != len(order) * (warmup + done):
+        say(f"    (!) upstream saw {got_conns} connections, {got_reqs} requests: "
+            f"expected {len(order)}, {len(order) * (warmup + done)}")
+    samples = {}
+    for m in order:
+        flat = sorted(lat[m])
+        samples[m] = Sample(
+            rps=len(flat) / busy[m],
+            p50_ms=percentile(flat, 0.50) * 1000,
+            p99_ms=percentile(flat, 0.99) * 1000,
+            n=len(flat),
+            cpu_ms=cpu[m] * 1000 / len(flat) if targets[m].pid else None,
+        )
+    return samples
 
 
 def verify(target: Target, up_port: int, placeholder: str, real: str) -> str:
@@ -326,10 +318,11 @@ class ModeResult:
     samples: list[Sample]
 
     def med(self, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in self.samples)
+        values = [getattr(s, attr) for s in self.samples]
+        return statistics.median(values) if None not in values else float("nan")
 
 
-def proxy_bench(tmp: Path, args: argparse.Namespace) -> dict[int, dict[str, ModeResult]]:
+def proxy_bench(tmp: Path, args: argparse.Namespace) -> dict[str, ModeResult]:
     ca = trustme.CA()
     ca_file = tmp / "upstream-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
@@ -397,23 +390,20 @@ def proxy_bench(tmp: Path, args: argparse.Namespace) -> dict[int, dict[str, Mode
         for t in targets.values():
             say(f"  verify {t.mode:<9} ok: {verify(t, up_port, ph, real)}")
 
-        results: dict[int, dict[str, ModeResult]] = {}
-        for clients in args.clients:
-            res = {m: ModeResult([]) for m in MODES}
-            results[clients] = res
-            say(f"\n  {clients} connection(s), {args.requests} requests per mode per round "
-                f"(+{args.warmup} warm-up), {args.rounds} rounds, interleaved")
-            for r in range(args.rounds):
-                order = MODES[r % 3:] + MODES[: r % 3]  # rotate who goes first
-                for mode in order:
-                    s = measure(targets[mode], up_port, ca_file, clients=clients,
-                                requests=args.requests, warmup=args.warmup)
-                    res[mode].samples.append(s)
-                    note = "" if s.upstream_conns == clients else "  (!) upstream connections"
-                    say(f"    round {r + 1} {mode:<9} {s.rps:8.0f} req/s  p50 {s.p50_ms:6.2f} ms"
-                        f"  p99 {s.p99_ms:6.2f} ms  cpu/req {s.cpu_ms or 0:5.2f} ms  n={s.n}  upstream conns={s.upstream_conns}"
-                        f" reqs={s.upstream_reqs}{note}")
-        return results
+        res = {m: ModeResult([]) for m in MODES}
+        say(f"\n  one connection per mode; per round {args.requests} requests per mode "
+            f"(+{args.warmup} warm-up) in turns of {args.block}; {args.rounds} rounds")
+        for r in range(args.rounds):
+            order = MODES[r % 3 :] + MODES[: r % 3]  # rotate who goes first
+            got = measure_round(targets, order, up_port, ca_file, requests=args.requests,
+                                warmup=args.warmup, block=args.block)
+            for m in MODES:
+                s = got[m]
+                res[m].samples.append(s)
+                cpu = f"{s.cpu_ms:5.2f} ms" if s.cpu_ms is not None else "    -   "
+                say(f"    round {r + 1} {m:<9} {s.rps:7.0f} req/s  p50 {s.p50_ms:6.2f} ms  "
+                    f"p99 {s.p99_ms:6.2f} ms  proxy CPU/req {cpu}  n={s.n}")
+        return res
     finally:
         if harness is not None:
             harness.close()
@@ -490,11 +480,10 @@ def verdict(ok: bool) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--requests", type=int, default=2000, help="per mode per round")
+    ap.add_argument("--warmup", type=int, default=200, help="per mode per round")
+    ap.add_argument("--block", type=int, default=250, help="requests per turn")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4],
-                    help="connections per measurement (one table per value; default: 1 4)")
     ap.add_argument("--repeats", type=int, default=5, help="start-up repetitions")
     ap.add_argument("--skip-proxy", action="store_true")
     ap.add_argument("--skip-startup", action="store_true")
@@ -510,14 +499,14 @@ def main() -> int:
                f"{platform.python_version()}, mitmproxy {version('mitmproxy')}")
     say(f"coatcheck benchmark, {today} ({machine})")
     tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
-    proxy: dict[int, dict[str, ModeResult]] = {}
+    proxy: dict[str, ModeResult] = {}
     start: dict[str, list[float]] = {}
     try:
         if not args.skip_proxy:
             say("\n== 1. proxy: keep-alive HTTPS GET /echo (Authorization: Bearer <placeholder>)")
             proxy = proxy_bench(tmp, args)
         if not args.skip_startup:
-            say(f"\n== 2. run start-up: `{IMAGE} true`, median of {args.repeats}")
+            say(f"\n== 2. run start-up: `{IMAGE} true`, up to {args.repeats} interleaved repeats")
             start = startup_bench(tmp, args.repeats)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -525,49 +514,55 @@ def main() -> int:
     lines: list[str] = []
     checks: list[tuple[str, str, str, str]] = []
     if proxy:
+        rounds = len(proxy["direct"].samples)
         lines += [
-            "| Keep-alive HTTPS, GET /echo | connections | requests/s | p50 ms | p99 ms |",
+            f"| Keep-alive HTTPS GET, 1 connection (median of {rounds} rounds) | requests/s "
+            "| p50 ms | p99 ms | proxy CPU ms/request |",
             "|---|---:|---:|---:|---:|",
         ]
-        label = {"direct": "direct to upstream", "mitmdump": "plain mitmdump",
-                 "coatcheck": "coatcheck (inject + scrub)"}
-        for clients, res in proxy.items():
-            for m in MODES:
-                r = res[m]
-                lines.append(f"| {label[m]} | {clients} | {r.med('rps'):,.0f} | "
-                             f"{r.med('p50_ms'):.2f} | {r.med('p99_ms'):.2f} |")
-        for clients, res in proxy.items():
-            cc, md, dr = res["coatcheck"], res["mitmdump"], res["direct"]
-            tput = cc.med("rps") / md.med("rps")
-            dp50 = cc.med("p50_ms") - md.med("p50_ms")
-            checks.append((f"coatcheck / mitmdump throughput ({clients} conn)", f"{tput:.2f}",
-                           f">= {TARGETS['tput']}", verdict(tput >= TARGETS["tput"])))
-            checks.append((f"coatcheck p50 - mitmdump p50 ({clients} conn)", f"{dp50:+.2f} ms",
-                           f"<= +{TARGETS['p50_ms']:.0f} ms", verdict(dp50 <= TARGETS["p50_ms"])))
-            checks.append((f"mitmdump / direct throughput ({clients} conn)",
-                           f"{md.med('rps') / dr.med('rps'):.2f}", "context", ""))
+        label = {"direct": "direct to the upstream", "mitmdump": "plain mitmdump",
+                 "coatcheck": "coatcheck (injects + scrubs)"}
+        for m in MODES:
+            r = proxy[m]
+            cpu = "-" if m == "direct" else f"{r.med('cpu_ms'):.2f}"
+            lines.append(f"| {label[m]} | {r.med('rps'):,.0f} | {r.med('p50_ms'):.2f} | "
+                         f"{r.med('p99_ms'):.2f} | {cpu} |")
+        cc, md, dr = proxy["coatcheck"], proxy["mitmdump"], proxy["direct"]
+        tput = cc.med("rps") / md.med("rps")
+        dp50 = cc.med("p50_ms") - md.med("p50_ms")
+        checks += [
+            ("coatcheck / mitmdump throughput", f"{tput:.2f}", f">= {TARGETS['tput']}",
+             verdict(tput >= TARGETS["tput"])),
+            ("coatcheck p50 - mitmdump p50", f"{dp50:+.2f} ms", f"<= +{TARGETS['p50_ms']:.0f} ms",
+             verdict(dp50 <= TARGETS["p50_ms"])),
+            ("mitmdump / coatcheck proxy CPU per request (capacity)",
+             f"{md.med('cpu_ms') / cc.med('cpu_ms'):.2f}", "context", ""),
+            ("mitmdump / direct throughput", f"{md.med('rps') / dr.med('rps'):.2f}", "context", ""),
+        ]
     if start:
         med = {k: statistics.median(v) for k, v in start.items()}
         if lines:
             lines.append("")
         lines += [
-            f"| Start-up, `true` in `{IMAGE}` | seconds (median of {len(start['bare'])}) |",
+            f"| Start-up of `true` in `{IMAGE}` (median of {len(start['bare'])}) | seconds |",
             "|---|---:|",
             f"| `docker run --rm` (bare) | {med['bare']:.2f} |",
             f"| `coatcheck run` warm (`coatcheck proxy` running) | {med['warm']:.2f} |",
-            f"| `coatcheck run` cold (ephemeral proxy) | {med['cold']:.2f} |",
+            f"| `coatcheck run` cold (starts its own proxy) | {med['cold']:.2f} |",
         ]
         w, c = med["warm"] / med["bare"], med["cold"] / med["bare"]
-        checks.append(("warm run / bare docker", f"{w:.1f}x", f"<= {TARGETS['warm']:.0f}x",
-                       verdict(w <= TARGETS["warm"])))
-        checks.append(("cold run / bare docker", f"{c:.1f}x", f"<= {TARGETS['cold']:.0f}x",
-                       verdict(c <= TARGETS["cold"])))
+        checks += [
+            ("warm run / bare docker", f"{w:.1f}x", f"<= {TARGETS['warm']:.0f}x",
+             verdict(w <= TARGETS["warm"])),
+            ("cold run / bare docker", f"{c:.1f}x", f"<= {TARGETS['cold']:.0f}x",
+             verdict(c <= TARGETS["cold"])),
+        ]
     if checks:
         lines += ["", "| Ratio | value | target | |", "|---|---:|---:|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in checks]
 
-    say(f"\n== 3. summary (Markdown; took {time.perf_counter() - began:.0f} s)\n")
-    say(f"Measured {today} on {machine}; medians over interleaved rounds (`make bench`).\n")
+    say(f"\n== 3. summary (Markdown; the bench took {time.perf_counter() - began:.0f} s)\n")
+    say(f"Measured {today} with `make bench` on {machine}.\n")
     say("\n".join(lines))
     return 0
 
