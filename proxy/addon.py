@@ -267,10 +267,12 @@ class Coatcheck:
         if resp is None or run is None or flow.request.method == "CONNECT":
             return
         pairs = self.engine.scrub_pairs(run)
-        if not pairs:
-            resp.stream = True
+        if pairs:
+            resp.headers.fields = responses.scrub_fields(resp.headers.fields, pairs)
+        bodiless = flow.request.method == "HEAD" or resp.status_code in (101, 204, 304)
+        if not pairs or bodiless or resp.status_code < 200:
+            resp.stream = not bodiless
             return
-        resp.headers.fields = responses.scrub_fields(resp.headers.fields, pairs)
         try:
             stream, decoded = responses.body_stream(pairs, resp.headers.get("content-encoding", ""))
         except DecodeError as exc:

@@ -1,1 +1,1 @@
-"""The benchmark (`make bench`): proxy throughput/latency and run start-up. Not collected by pytest."""
+"""`make bench`: proxy throughput/latency and run start-up. Not collected by pytest."""

@@ -229,8 +229,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[i]
 
 
-def measure_round(targets: dict[str, Target], order: tuple[str, ...], up_port: int,
-                  ca_file: Path, *, requests: int, warmup: int, block: int) -> dict[str, Sample]:
+def measure_round(
+    targets: dict[str, Target],
+    order: tuple[str, ...],
+    up_port: int,
+    ca_file: Path,
+    *,
+    requests: int,
+    warmup: int,
+    block: int,
+) -> dict[str, Sample]:
     """``requests`` per mode on one connection per mode, after ``warmup``; the modes take turns
     in blocks of ``block`` requests, so a busy neighbour hits them all alike."""
     before = upstream_stats(up_port, ca_file)
@@ -242,8 +250,10 @@ def measure_round(targets: dict[str, Target], order: tuple[str, ...], up_port: i
     try:
         for m in order:
             conns[m] = targets[m].client(up_port)
-        reqs = {m: conns[m].request_bytes("/echo", {"Authorization": targets[m].auth,
-                                                    "Accept": "*/*"}) for m in order}
+        reqs = {
+            m: conns[m].request_bytes("/echo", {"Authorization": targets[m].auth, "Accept": "*/*"})
+            for m in order
+        }
         for m in order:
             for _ in range(warmup):
                 if conns[m].roundtrip(reqs[m])[0] != 200:
@@ -271,8 +281,10 @@ def measure_round(targets: dict[str, Target], order: tuple[str, ...], up_port: i
     got_conns = after["connections"] - before["connections"] - 1  # minus /stats itself
     got_reqs = after["requests"] - before["requests"] - 1
     if got_conns != len(order) or got_reqs != len(order) * (warmup + done):
-        say(f"    (!) upstream saw {got_conns} connections, {got_reqs} requests: "
-            f"expected {len(order)}, {len(order) * (warmup + done)}")
+        say(
+            f"    (!) upstream saw {got_conns} connections, {got_reqs} requests: "
+            f"expected {len(order)}, {len(order) * (warmup + done)}"
+        )
     samples = {}
     for m in order:
         flat = sorted(lat[m])
@@ -287,7 +299,7 @@ def measure_round(targets: dict[str, Target], order: tuple[str, ...], up_port: i
 
 
 def verify(target: Target, up_port: int, placeholder: str, real: str) -> str:
-    """One request: the upstream got the expected Authorization; the client never sees a real value."""
+    """One request: the upstream got the expected Authorization, the client no real value."""
     c = target.client(up_port)
     try:
         status, headers, body = c.roundtrip(
@@ -363,8 +375,9 @@ def proxy_bench(tmp: Path, args: argparse.Namespace) -> dict[str, ModeResult]:
         )  # fmt: skip
         procs.append(mitm)
 
-        harness = start_proxy(home, sockets, upstream_ca=ca_file,
-                              extra=(f"--resolve={NAME}:127.0.0.1",))
+        harness = start_proxy(
+            home, sockets, upstream_ca=ca_file, extra=(f"--resolve={NAME}:127.0.0.1",)
+        )
         run = harness.register((SECRET,))
         ph = run.placeholders[SECRET]
 
@@ -382,27 +395,52 @@ def proxy_bench(tmp: Path, args: argparse.Namespace) -> dict[str, ModeResult]:
         bearer = f"Bearer {ph}"
         targets = {
             "direct": Target("direct", None, tcp(up_port), ca_file, False, bearer, bearer),
-            "mitmdump": Target("mitmdump", mitm.pid, tcp(mitm_port), mitm_conf / "mitmproxy-ca-cert.pem",
-                               True, bearer, bearer),
-            "coatcheck": Target("coatcheck", harness.proc.pid, unix(run.socket), harness.ca_cert, True, bearer,
-                                f"Bearer {real}"),
+            "mitmdump": Target(
+                "mitmdump",
+                mitm.pid,
+                tcp(mitm_port),
+                mitm_conf / "mitmproxy-ca-cert.pem",
+                True,
+                bearer,
+                bearer,
+            ),
+            "coatcheck": Target(
+                "coatcheck",
+                harness.proc.pid,
+                unix(run.socket),
+                harness.ca_cert,
+                True,
+                bearer,
+                f"Bearer {real}",
+            ),
         }
         for t in targets.values():
             say(f"  verify {t.mode:<9} ok: {verify(t, up_port, ph, real)}")
 
         res = {m: ModeResult([]) for m in MODES}
-        say(f"\n  one connection per mode; per round {args.requests} requests per mode "
-            f"(+{args.warmup} warm-up) in turns of {args.block}; {args.rounds} rounds")
+        say(
+            f"\n  one connection per mode; per round {args.requests} requests per mode "
+            f"(+{args.warmup} warm-up) in turns of {args.block}; {args.rounds} rounds"
+        )
         for r in range(args.rounds):
             order = MODES[r % 3 :] + MODES[: r % 3]  # rotate who goes first
-            got = measure_round(targets, order, up_port, ca_file, requests=args.requests,
-                                warmup=args.warmup, block=args.block)
+            got = measure_round(
+                targets,
+                order,
+                up_port,
+                ca_file,
+                requests=args.requests,
+                warmup=args.warmup,
+                block=args.block,
+            )
             for m in MODES:
                 s = got[m]
                 res[m].samples.append(s)
                 cpu = f"{s.cpu_ms:5.2f} ms" if s.cpu_ms is not None else "    -   "
-                say(f"    round {r + 1} {m:<9} {s.rps:7.0f} req/s  p50 {s.p50_ms:6.2f} ms  "
-                    f"p99 {s.p99_ms:6.2f} ms  proxy CPU/req {cpu}  n={s.n}")
+                say(
+                    f"    round {r + 1} {m:<9} {s.rps:7.0f} req/s  p50 {s.p50_ms:6.2f} ms  "
+                    f"p99 {s.p99_ms:6.2f} ms  proxy CPU/req {cpu}  n={s.n}"
+                )
         return res
     finally:
         if harness is not None:
@@ -423,7 +461,8 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
                           stderr=subprocess.PIPE, timeout=CMD_TIMEOUT_S)  # fmt: skip
     took = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+        err = proc.stderr.decode(errors="replace")[-500:]
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {err}")
     return took
 
 
@@ -456,7 +495,7 @@ def startup_bench(tmp: Path, repeats: int) -> dict[str, list[float]]:
 
         wait_for(answers, "coatcheck proxy")
         say(f"  `coatcheck proxy` answering after {time.perf_counter() - t0:.2f} s")
-        for kind, (argv, env) in cmds.items():  # unmeasured: CA creation, caches
+        for argv, env in cmds.values():  # unmeasured: CA creation, caches
             timed(argv, env)
         times: dict[str, list[float]] = {k: [] for k in cmds}
         budget_end = time.monotonic() + STARTUP_BUDGET_S
@@ -495,8 +534,10 @@ def main() -> int:
     today = datetime.date.today().isoformat()
     from importlib.metadata import version
 
-    machine = (f"{os.cpu_count()} CPUs, Linux {platform.release()}, Python "
-               f"{platform.python_version()}, mitmproxy {version('mitmproxy')}")
+    machine = (
+        f"{os.cpu_count()} CPUs, Linux {platform.release()}, Python "
+        f"{platform.python_version()}, mitmproxy {version('mitmproxy')}"
+    )
     say(f"coatcheck benchmark, {today} ({machine})")
     tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
     proxy: dict[str, ModeResult] = {}
@@ -520,23 +561,40 @@ def main() -> int:
             "| p50 ms | p99 ms | proxy CPU ms/request |",
             "|---|---:|---:|---:|---:|",
         ]
-        label = {"direct": "direct to the upstream", "mitmdump": "plain mitmdump",
-                 "coatcheck": "coatcheck (injects + scrubs)"}
+        label = {
+            "direct": "direct to the upstream",
+            "mitmdump": "plain mitmdump",
+            "coatcheck": "coatcheck (injects + scrubs)",
+        }
         for m in MODES:
             r = proxy[m]
             cpu = "-" if m == "direct" else f"{r.med('cpu_ms'):.2f}"
-            lines.append(f"| {label[m]} | {r.med('rps'):,.0f} | {r.med('p50_ms'):.2f} | "
-                         f"{r.med('p99_ms'):.2f} | {cpu} |")
+            lines.append(
+                f"| {label[m]} | {r.med('rps'):,.0f} | {r.med('p50_ms'):.2f} | "
+                f"{r.med('p99_ms'):.2f} | {cpu} |"
+            )
         cc, md, dr = proxy["coatcheck"], proxy["mitmdump"], proxy["direct"]
         tput = cc.med("rps") / md.med("rps")
         dp50 = cc.med("p50_ms") - md.med("p50_ms")
         checks += [
-            ("coatcheck / mitmdump throughput", f"{tput:.2f}", f">= {TARGETS['tput']}",
-             verdict(tput >= TARGETS["tput"])),
-            ("coatcheck p50 - mitmdump p50", f"{dp50:+.2f} ms", f"<= +{TARGETS['p50_ms']:.0f} ms",
-             verdict(dp50 <= TARGETS["p50_ms"])),
-            ("mitmdump / coatcheck proxy CPU per request (capacity)",
-             f"{md.med('cpu_ms') / cc.med('cpu_ms'):.2f}", "context", ""),
+            (
+                "coatcheck / mitmdump throughput",
+                f"{tput:.2f}",
+                f">= {TARGETS['tput']}",
+                verdict(tput >= TARGETS["tput"]),
+            ),
+            (
+                "coatcheck p50 - mitmdump p50",
+                f"{dp50:+.2f} ms",
+                f"<= +{TARGETS['p50_ms']:.0f} ms",
+                verdict(dp50 <= TARGETS["p50_ms"]),
+            ),
+            (
+                "mitmdump / coatcheck proxy CPU per request (capacity)",
+                f"{md.med('cpu_ms') / cc.med('cpu_ms'):.2f}",
+                "context",
+                "",
+            ),
             ("mitmdump / direct throughput", f"{md.med('rps') / dr.med('rps'):.2f}", "context", ""),
         ]
     if start:
@@ -552,10 +610,18 @@ def main() -> int:
         ]
         w, c = med["warm"] / med["bare"], med["cold"] / med["bare"]
         checks += [
-            ("warm run / bare docker", f"{w:.1f}x", f"<= {TARGETS['warm']:.0f}x",
-             verdict(w <= TARGETS["warm"])),
-            ("cold run / bare docker", f"{c:.1f}x", f"<= {TARGETS['cold']:.0f}x",
-             verdict(c <= TARGETS["cold"])),
+            (
+                "warm run / bare docker",
+                f"{w:.1f}x",
+                f"<= {TARGETS['warm']:.0f}x",
+                verdict(w <= TARGETS["warm"]),
+            ),
+            (
+                "cold run / bare docker",
+                f"{c:.1f}x",
+                f"<= {TARGETS['cold']:.0f}x",
+                verdict(c <= TARGETS["cold"]),
+            ),
         ]
     if checks:
         lines += ["", "| Ratio | value | target | |", "|---|---:|---:|---|"]

@@ -1,7 +1,8 @@
 """A lean keep-alive TLS upstream for the benchmark, run as its own process (so it never competes
 with the client or the proxy for a GIL).
 
-    python tests/bench/upstream_fast.py CERT_PEM KEY_PEM   -> prints the port, serves until stdin closes
+    python tests/bench/upstream_fast.py CERT_PEM KEY_PEM
+        prints the port, serves until its stdin closes
 
 One thread per connection, blocking TLS I/O, a hand-written HTTP/1.1 parser. Paths:
   /echo...   JSON of the request (method, path, headers): it echoes secrets, like tests' upstream;

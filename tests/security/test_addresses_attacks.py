@@ -165,8 +165,7 @@ def test_dialled_address_is_the_checked_one_even_when_dns_flips():
     with taddons.context(addon):
         f = tflow.tflow()
         f.client_conn.peername = run_peername(run.run_id)
-        f.request = http.Request.make("CONNECT", "", b"", {})
-        f.request.host, f.request.port = "rebind.test", 443
+        f.request = http.Request.make("CONNECT", "https://rebind.test:443/")
         asyncio.run(addon.http_connect(f))
         assert f.response is None
         dialled = []
@@ -191,8 +190,7 @@ def test_unchecked_destination_is_never_dialled():
     with taddons.context(addon):
         f = tflow.tflow()
         f.client_conn.peername = run_peername(run.run_id)
-        f.request = http.Request.make("CONNECT", "", b"", {})
-        f.request.host, f.request.port = "rebind.test", 443
+        f.request = http.Request.make("CONNECT", "https://rebind.test:443/")
         asyncio.run(addon.http_connect(f))
         server = connection.Server(address=("other.test", 443))
         data = server_hooks.ServerConnectionHookData(server=server, client=f.client_conn)
