@@ -1,0 +1,74 @@
+"""The sandbox's PID 1, run on the host: exit codes, signals, and the relay to a Unix socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+INIT = Path(__file__).resolve().parents[2] / "runner" / "sandbox_init.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(tmp_path: Path, *cmd: str, port: int | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, COATCHECK_PROXY_SOCKET=str(tmp_path / "p.sock"),
+               COATCHECK_PROXY_PORT=str(port or free_port()))  # fmt: skip
+    return subprocess.Popen([sys.executable, str(INIT), "--", *cmd], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 255])
+def test_exit_code_is_the_commands(tmp_path, code):
+    p = start(tmp_path, "sh", "-c", f"exit {code}")
+    assert p.wait(timeout=10) == code
+    p.stdout.close(), p.stderr.close()  # type: ignore[union-attr]
+
+
+def test_missing_command_exits_127(tmp_path):
+    p = start(tmp_path, "no-such-command-xyz")
+    assert p.wait(timeout=10) == 127
+    assert b"cannot run" in p.stderr.read()  # type: ignore[union-attr]
+    p.stdout.close(), p.stderr.close()  # type: ignore[union-attr]
+
+
+def test_sigterm_is_forwarded_and_reported_as_128_plus_n(tmp_path):
+    p = start(tmp_path, "sleep", "30")
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 128 + signal.SIGTERM
+    p.stdout.close(), p.stderr.close()  # type: ignore[union-attr]
+
+
+def test_relay_reaches_the_unix_socket(tmp_path):
+    sock_path = tmp_path / "p.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    server.listen(1)
+
+    def echo_once() -> None:
+        conn, _ = server.accept()
+        conn.sendall(b"proxy says: " + conn.recv(100))
+        conn.close()
+
+    threading.Thread(target=echo_once, daemon=True).start()
+    port = free_port()
+    script = (
+        "import socket;s=socket.create_connection(('127.0.0.1',%d));s.sendall(b'hi');"
+        "print(s.recv(100).decode())" % port
+    )
+    p = start(tmp_path, sys.executable, "-c", script, port=port)
+    out, _ = p.communicate(timeout=15)
+    assert p.returncode == 0 and out.strip() == b"proxy says: hi"
+    server.close()
