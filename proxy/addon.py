@@ -197,19 +197,47 @@ class Coatcheck:
             run, tunnel.host, tunnel.port, req.method, req.path, tls=req.scheme == "https"
         )
         flow.metadata["cc_secrets"] = secrets
+        swaps = self.engine.swaps(run, secrets)
+        scanner = self.engine.leak_scanner(run, secrets)
+        # Headers and query are rewritten here: with a streamed body they leave right after.
+        out = rewrite.rewrite_head(req.headers.fields, req.path, swaps, scanner)
+        if self._leaked(flow, run, out.leaks):
+            return None
+        req.headers.fields = out.fields
+        req.path = out.path
+        flow.metadata["cc_injected"] = sorted(out.injected)
+        flow.metadata["cc_out"] = (out, swaps, scanner)
         needs_body = any("body" in s.surfaces for s in secrets) or run.on_leak == "block"
         declared = req.headers.get("content-length", "")
         if needs_body and declared.isdigit() and int(declared) > rewrite.MAX_INSPECT_BYTES:
             return self._refuse(flow, rewrite.too_large(), 413)
         if not needs_body:
-            scanner = StreamLeakScanner(self.engine.leak_scanner(run, secrets))
-            flow.metadata["cc_body_scanner"] = scanner
+            body_scanner = StreamLeakScanner(scanner)
+            flow.metadata["cc_body_scanner"] = body_scanner
 
             def scan(chunk: bytes) -> bytes:
-                scanner.feed(chunk)
+                body_scanner.feed(chunk)
                 return chunk
 
             flow.request.stream = scan
+        return None
+
+    def _leaked(self, flow: http.HTTPFlow, run: RunPolicy, leaks: set[str]) -> bool:
+        """Audit a leak signal; True when the request was refused for it."""
+        if not leaks:
+            return False
+        flow.metadata.setdefault("cc_leaks", []).extend(sorted(leaks))
+        self.audit.leak(flow, run, sorted(leaks))
+        if run.on_leak != "block":
+            return False
+        self._refuse(
+            flow,
+            deny(
+                "placeholder_leak",
+                "a placeholder was on its way to a host outside its secret's domains",
+            ),
+        )
+        return True
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT" or flow.response:
@@ -221,45 +249,35 @@ class Coatcheck:
 
     def _request(self, flow: http.HTTPFlow) -> None:
         run = self._run(flow)
-        if run is None or "cc_secrets" not in flow.metadata:
+        if run is None or "cc_out" not in flow.metadata:
             return self._refuse(flow, deny("unchecked_request", "request was not checked"))
+        streamed = flow.metadata.get("cc_body_scanner")
+        if streamed is not None:  # already forwarded; the scan can only report
+            self._leaked(flow, run, streamed.found)
+            return None
         req = flow.request
-        secrets = flow.metadata["cc_secrets"]
-        buffered = "cc_body_scanner" not in flow.metadata
-        out = rewrite.rewrite(
-            req.headers.fields,
-            req.path,
-            req.raw_content if buffered else None,
-            self.engine.swaps(run, secrets),
-            self.engine.leak_scanner(run, secrets),
-        )
-        if out.leaks:
-            flow.metadata["cc_leaks"] = sorted(out.leaks)
-            self.audit.leak(flow, run, sorted(out.leaks))
-            if run.on_leak == "block":
-                return self._refuse(
-                    flow,
-                    deny(
-                        "placeholder_leak",
-                        "a placeholder was on its way to a host outside its secret's domains",
-                    ),
-                )
+        out, swaps, scanner = flow.metadata["cc_out"]
+        if not req.raw_content:
+            return None
+        before = set(out.leaks)
+        rewrite.rewrite_body(out, req.raw_content, swaps, scanner)
+        if self._leaked(flow, run, out.leaks - before):
+            return None
         if out.problem is not None:
             return self._refuse(flow, out.problem, out.status)
-        req.headers.fields = out.fields
-        req.path = out.path
         if out.body is not None:
             req.raw_content = out.body
             if "content-length" in req.headers:
                 req.headers["content-length"] = str(len(out.body))
         flow.metadata["cc_injected"] = sorted(out.injected)
+        return None
 
     # -- responses --------------------------------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         try:
             self._responseheaders(flow)
         except Exception as exc:
-            flow.response = refusal(deny("internal_error", type(exc).__name__), 502)
+            self._fail_response(flow, deny("internal_error", type(exc).__name__))
 
     def _responseheaders(self, flow: http.HTTPFlow) -> None:
         run = self._run(flow)
@@ -269,15 +287,22 @@ class Coatcheck:
         pairs = self.engine.scrub_pairs(run)
         if pairs:
             resp.headers.fields = responses.scrub_fields(resp.headers.fields, pairs)
+            resp.reason = responses.scrub_reason(resp.reason, pairs)
         bodiless = flow.request.method == "HEAD" or resp.status_code in (101, 204, 304)
         if not pairs or bodiless or resp.status_code < 200:
             resp.stream = not bodiless
             return
+
+        def abort(exc: DecodeError) -> None:
+            flow.metadata["cc_decision"] = deny("undecodable_response", str(exc))
+            if flow.killable:
+                flow.kill()
+
         try:
-            stream, decoded = responses.body_stream(pairs, resp.headers.get("content-encoding", ""))
+            encoding = resp.headers.get("content-encoding", "")
+            stream, decoded = responses.body_stream(pairs, encoding, abort)
         except DecodeError as exc:
-            flow.response = refusal(deny("undecodable_response", str(exc)), 502)
-            return
+            return self._fail_response(flow, deny("undecodable_response", str(exc)))
         if decoded:
             del resp.headers["content-encoding"]
         if "content-length" in resp.headers:
@@ -285,6 +310,21 @@ class Coatcheck:
             if resp.http_version == "HTTP/1.1":
                 resp.headers["transfer-encoding"] = "chunked"
         resp.stream = stream
+
+    def _fail_response(self, flow: http.HTTPFlow, decision: Decision, status: int = 502) -> None:
+        """Turn the upstream's response into a refusal in place: its body is read and dropped.
+
+        (Assigning a new ``flow.response`` here would still stream the upstream body after it.)
+        """
+        resp = flow.response
+        if resp is None:
+            return
+        made = refusal(decision, status)
+        flow.metadata["cc_decision"] = decision
+        resp.status_code, resp.reason = made.status_code, made.reason
+        resp.headers = made.headers.copy()
+        resp.headers["content-length"] = str(len(made.raw_content or b""))
+        resp.stream = responses.replacement_stream(made.raw_content or b"")
 
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT":

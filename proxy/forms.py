@@ -78,9 +78,17 @@ _QUOTERS: tuple[Callable[[str], str], ...] = (
     lambda t: quote_plus(t, safe=""),
 )
 
+
+def _json_twice(text: str) -> str:
+    """JSON inside a JSON string (an echoed request body): differs only for ``"`` and ``\\``."""
+    once = json.dumps(text)[1:-1]
+    return json.dumps(once)[1:-1]
+
+
 _ENCODERS: tuple[Callable[[str], str], ...] = (
     lambda t: t,
     *(_json(*flags) for flags in product((False, True), repeat=4)),
+    _json_twice,
     *(_percent(q, lower) for q in _QUOTERS for lower in (False, True)),
 )
 

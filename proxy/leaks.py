@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
 
 from proxy.forms import base64_cores, forms
 from proxy.placeholders import PREFIX
+
+_UNICODE_ESCAPE = re.compile(rb"\\u00([0-7][0-9a-fA-F])")
+
+
+def _unescape(m: re.Match[bytes]) -> bytes:
+    return bytes([int(m.group(1), 16)])
+
 
 _FOREIGN = re.compile(re.escape(PREFIX).encode() + rb"[A-Za-z0-9]{26}")
 FOREIGN = "<other_run>"
@@ -33,6 +41,15 @@ class LeakScanner:
         self.window = max((len(n) for n in needles), default=0) + 32
 
     def scan(self, data: bytes) -> set[str]:
+        """Names found in ``data`` or in its percent- or ``\\u``-decoded view."""
+        found = self._scan(data)
+        if b"%" in data:
+            found |= self._scan(unquote_to_bytes(data))
+        if b"\\u" in data:
+            found |= self._scan(_UNICODE_ESCAPE.sub(_unescape, data))
+        return found
+
+    def _scan(self, data: bytes) -> set[str]:
         found: set[str] = set()
         if self._re is not None:
             found.update(self._names[m.group(0)] for m in self._re.finditer(data))

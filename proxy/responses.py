@@ -9,36 +9,66 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proxy.decoders import stream_decoder
+from proxy.decoders import DecodeError, stream_decoder
 from proxy.scrub import Pairs, Scrubber, scrub_text
 
 Fields = tuple[tuple[bytes, bytes], ...]
 
 
-def scrub_fields(fields: Fields, pairs: Pairs) -> Fields:
-    return tuple(
-        (
-            k,
-            scrub_text(v.decode("utf-8", "surrogateescape"), pairs).encode(
-                "utf-8", "surrogateescape"
-            ),
-        )
-        for k, v in fields
+def _scrub(raw: bytes, pairs: Pairs) -> bytes:
+    return scrub_text(raw.decode("utf-8", "surrogateescape"), pairs).encode(
+        "utf-8", "surrogateescape"
     )
 
 
-def body_stream(pairs: Pairs, encoding: str) -> tuple[Callable[[bytes], bytes], bool]:
+def scrub_fields(fields: Fields, pairs: Pairs) -> Fields:
+    """Names and values: a hostile upstream may put a value in either."""
+    return tuple((_scrub(k, pairs), _scrub(v, pairs)) for k, v in fields)
+
+
+Chunks = list[bytes]
+
+
+def _out(data: bytes) -> Chunks:
+    # Never hand mitmproxy an empty chunk: HTTP/1.1 chunked framing would send it as the
+    # terminating "0\r\n\r\n" and end the body early.
+    return [data] if data else []
+
+
+def body_stream(
+    pairs: Pairs, encoding: str, on_error: Callable[[DecodeError], None]
+) -> tuple[Callable[[bytes], Chunks], bool]:
     """A chunk callback (``b""`` ends the stream) and whether the body leaves decoded.
 
-    Raises DecodeError at once for an encoding that can't be inspected.
+    Raises DecodeError at once for an encoding that can't be inspected. A body that turns out
+    to be corrupt mid-stream calls ``on_error`` (which should abort the client connection) and
+    forwards nothing more: not the undecodable bytes, not the held-back tail.
     """
     decode = stream_decoder(encoding)
     scrubber = Scrubber(pairs)
+    failed: list[DecodeError] = []
 
-    def stream(chunk: bytes) -> bytes:
-        if chunk:
-            return scrubber.feed(decode(chunk) if decode else chunk)
-        tail = decode(b"", final=True) if decode else b""
-        return scrubber.feed(tail) + scrubber.flush()
+    def stream(chunk: bytes) -> Chunks:
+        if failed:
+            return []
+        try:
+            if chunk:
+                return _out(scrubber.feed(decode(chunk) if decode else chunk))
+            tail = decode(b"", final=True) if decode else b""
+        except DecodeError as exc:
+            failed.append(exc)
+            on_error(exc)
+            return []
+        return _out(scrubber.feed(tail) + scrubber.flush())
 
     return stream, decode is not None
+
+
+def replacement_stream(body: bytes) -> Callable[[bytes], Chunks]:
+    """Drop every upstream chunk; send ``body`` at the end instead."""
+    return lambda chunk: [] if chunk else _out(body)
+
+
+def scrub_reason(reason: str, pairs: Pairs) -> str:
+    """The status line's reason phrase: a hostile upstream may echo a value there too."""
+    return scrub_text(reason, pairs)

@@ -36,35 +36,28 @@ class Outcome:
     leaks: set[str] = field(default_factory=set)
     problem: Decision | None = None
     status: int = 403
+    content_type: str = ""
+    encoding: str = ""
 
 
 def too_large() -> Decision:
     return deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
 
 
-def rewrite(
-    fields: Fields,
-    path: str,
-    body: bytes | None,
-    swaps: Sequence[Swap],
-    scanner: LeakScanner,
-) -> Outcome:
-    """Swap placeholders where ``swaps`` allow; scan for placeholders that must not go here.
-
-    ``body`` is None when it streams past (scanned elsewhere) or is empty.
-    """
+def rewrite_head(fields: Fields, path: str, swaps: Sequence[Swap], scanner: LeakScanner) -> Outcome:
+    """Swap placeholders in headers and query where ``swaps`` allow; scan for placeholders that
+    must not go here. Runs before anything is sent upstream, streamed body or not."""
     out = Outcome(fields=(), path=path)
     new_fields = []
-    content_type = encoding = ""
     for key, raw in fields:
         name = key.decode("latin-1").lower()
         if name in PROXY_ONLY:
             continue
         value = raw.decode("utf-8", "surrogateescape")
         if name == "content-type":
-            content_type = value
+            out.content_type = value
         elif name == "content-encoding":
-            encoding = value
+            out.encoding = value
         out.leaks |= scanner.scan_text(value)
         if (payload := basic_payload(value)) is not None:
             out.leaks |= scanner.scan_text(payload)
@@ -79,9 +72,12 @@ def rewrite(
         query, used = swap_query(query, swaps)
         out.injected |= used
         out.path = f"{base}?{query}"
-    if body:
-        _body(out, body, content_type, encoding, swaps, scanner)
     return out
+
+
+def rewrite_body(out: Outcome, body: bytes, swaps: Sequence[Swap], scanner: LeakScanner) -> None:
+    """For a buffered body: scan it (decoded), swap where a body surface allows, or refuse."""
+    _body(out, body, out.content_type, out.encoding, swaps, scanner)
 
 
 def _body(

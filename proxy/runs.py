@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
+from urllib.parse import unquote
 
 from proxy.addresses import parse_cidrs
 from proxy.domains import DomainPattern, normalize_host, parse_pattern, parse_patterns
@@ -55,9 +56,19 @@ class RunPolicy:
         return tuple(p for s in self.secrets for p in s.domains) + self.allow
 
 
+_AMBIGUOUS_PATH = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)|//|\\|%2f|%5c", re.IGNORECASE)
+
+
 def path_matches(rule: str, path: str) -> bool:
-    """``/v1/*`` matches ``/v1/`` and below; a rule without ``*`` matches that exact path."""
-    path = path.split("?", 1)[0]
+    """``/v1/*`` matches ``/v1/`` and below; a rule without ``*`` matches that exact path.
+
+    A path that servers may route differently from how it reads (dot segments, plain or
+    percent-encoded; empty segments; backslashes; encoded slashes) matches no rule, so
+    ``/v1/../admin`` never gets a secret restricted to ``/v1/*``.
+    """
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    if _AMBIGUOUS_PATH.search(path):
+        return False
     if rule.endswith("*"):
         return path.startswith(rule[:-1])
     return path == rule

@@ -65,6 +65,7 @@ DECODERS: tuple[Callable[[bytes], str], ...] = (
     lambda f: unquote(f.decode("ascii"), errors="surrogatepass"),
     lambda f: unquote_plus(f.decode("ascii"), errors="surrogatepass"),
     lambda f: str(json.loads(b'"' + f + b'"')),
+    lambda f: str(json.loads('"' + str(json.loads(b'"' + f + b'"')) + '"')),  # JSON in JSON
 )
 
 

@@ -58,8 +58,9 @@ def plain() -> Iterator[Server]:
 def secret(vault_secret, canary):  # type: ignore[no-untyped-def]
     """``secret(NAME, domains=[...], **vault_kw)`` stores the canary as NAME's value."""
 
-    def store(name: str, domains: list[str] | None = None, value: str | None = None,
-              **kw: object) -> str:
+    def store(
+        name: str, domains: list[str] | None = None, value: str | None = None, **kw: object
+    ) -> str:
         vault_secret(name, value if value is not None else canary, domains or [API], **kw)
         return name
 
@@ -95,8 +96,9 @@ class Trail:
     def requests(self, run: Run) -> list[dict[str, object]]:
         return [e for e in self.proxy.audit_for(run) if e.get("event") == "proxy_request"]
 
-    def assert_contained(self, value: str, *, may_reach: tuple[str, ...] = (),
-                         seen: tuple[bytes | str, ...] = ()) -> None:
+    def assert_contained(
+        self, value: str, *, may_reach: tuple[str, ...] = (), seen: tuple[bytes | str, ...] = ()
+    ) -> None:
         """``value`` reached at most ``may_reach``; it is not in the audit log nor in ``seen``
         (responses, outputs the client got)."""
         got = self.hosts_that_got(value)

@@ -22,6 +22,8 @@ Paths (VALUE is the received credential):
   /corrupt-gzip       Content-Encoding: gzip; a gzip header, then garbage holding VALUE
   /not-gzip           Content-Encoding: gzip, but the body is plain text holding VALUE
   /redirect-echo      302 to https://evil.test:PORT/collect?t=VALUE
+  /ws                 a WebSocket: records the client's first message, then sends VALUE in one
+                      text frame and again split across two fragments, then closes
   /ok, anything else  200 "ok"
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import socket
 import ssl
@@ -53,6 +56,7 @@ class Server:
     names: tuple[str, ...]
     port: int = 0
     received: list[Received] = field(default_factory=list)
+    ws_received: list[bytes] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     def hosts_that_got(self, needle: str) -> set[str]:
@@ -102,8 +106,13 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
             srv.received.append(rec)
             return rec
 
-        def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None,
-                  reason: str | None = None) -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            headers: list[tuple[str, str]] | None = None,
+            reason: str | None = None,
+        ) -> None:
             self.send_response(status, reason)
             for k, v in headers or []:
                 self.send_header(k, v)
@@ -164,39 +173,114 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
             elif path == "/sse":
                 event = b'data: {"echo": "' + raw + b'"}\n\n'
                 third = max(1, len(event) // 3)
-                self._stream([event[:third], event[third : 2 * third], event[2 * third :]],
-                             [("Content-Type", "text/event-stream")])
+                self._stream(
+                    [event[:third], event[third : 2 * third], event[2 * third :]],
+                    [("Content-Type", "text/event-stream")],
+                )
             elif path == "/br":
                 self._send(200, brotli.compress(echo), [*jsn, ("Content-Encoding", "br")])
             elif path == "/deflate":
                 self._send(200, zlib.compress(echo), [*jsn, ("Content-Encoding", "deflate")])
             elif path == "/zstd":
-                self._send(200, zstandard.ZstdCompressor().compress(echo),
-                           [*jsn, ("Content-Encoding", "zstd")])
+                self._send(
+                    200,
+                    zstandard.ZstdCompressor().compress(echo),
+                    [*jsn, ("Content-Encoding", "zstd")],
+                )
             elif path == "/gzip-split-ce":
-                self._send(200, gzip.compress(echo), [
-                    *jsn, ("Content-Encoding", "identity"), ("Content-Encoding", "gzip")])
+                self._send(
+                    200,
+                    gzip.compress(echo),
+                    [*jsn, ("Content-Encoding", "identity"), ("Content-Encoding", "gzip")],
+                )
             elif path == "/snappy":
-                self._send(200, b"\xff\x06\x00\x00sNaPpY" + echo,
-                           [*jsn, ("Content-Encoding", "snappy")])
+                self._send(
+                    200, b"\xff\x06\x00\x00sNaPpY" + echo, [*jsn, ("Content-Encoding", "snappy")]
+                )
             elif path == "/corrupt-gzip":
                 body = gzip.compress(b"")[:10] + b"\xff\xfe" + echo
                 self._send(200, body, [*jsn, ("Content-Encoding", "gzip")])
             elif path == "/not-gzip":
                 self._send(200, echo, [*jsn, ("Content-Encoding", "gzip")])
+            elif path == "/ws":
+                self._websocket(raw)
             elif path == "/redirect-echo":
                 to = f"https://evil.test:{q.get('port', srv.port)}/collect?t={value}"
                 self._send(302, b"", [("Location", to)])
             else:
                 self._send(200, b"ok\n", text)
 
+        def _websocket(self, raw: bytes) -> None:
+            key = self.headers.get("Sec-WebSocket-Key", "")
+            accept = base64.b64encode(
+                hashlib.sha1(  # noqa: S324 - the RFC 6455 handshake
+                    (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
+                ).digest()
+            ).decode()
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
+            self.connection.settimeout(3)
+            try:
+                srv.ws_received.append(read_frame(self.rfile)[1])
+            except (OSError, ValueError):
+                srv.ws_received.append(b"")
+            msg = b"token=" + raw
+            half = len(msg) // 2
+            self.wfile.write(
+                frame(0x1, msg)
+                + frame(0x1, msg[:half], fin=False)
+                + frame(0x0, msg[half:])
+                + frame(0x8, b"\x03\xe8")
+            )
+            self.wfile.flush()
+            self.close_connection = True
+
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     return Handler
 
 
-def _serve(srv: Server, handler: type[BaseHTTPRequestHandler],
-           wrap: Callable[[socket.socket], socket.socket] | None) -> Server:
+def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None) -> bytes:
+    """One WebSocket frame (RFC 6455); clients pass a 4-byte ``mask``."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    bit = 0x80 if mask else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def read_frame(f: Any) -> tuple[int, bytes, bool]:
+    """(opcode, payload, fin) of the next frame from the file-like ``f``."""
+    b0, b1 = f.read(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(f.read(2), "big")
+    elif n == 127:
+        n = int.from_bytes(f.read(8), "big")
+    mask = f.read(4) if b1 & 0x80 else b""
+    payload = f.read(n)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return b0 & 0x0F, payload, bool(b0 & 0x80)
+
+
+def _serve(
+    srv: Server,
+    handler: type[BaseHTTPRequestHandler],
+    wrap: Callable[[socket.socket], socket.socket] | None,
+) -> Server:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     if wrap is not None:
@@ -212,8 +296,7 @@ def start_hostile(ca: trustme.CA, names: tuple[str, ...]) -> Server:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names, "127.0.0.1").configure_cert(ctx)
     srv = Server(names)
-    return _serve(srv, _handler(srv, True),
-                  lambda s: ctx.wrap_socket(s, server_side=True))
+    return _serve(srv, _handler(srv, True), lambda s: ctx.wrap_socket(s, server_side=True))
 
 
 def start_plain(names: tuple[str, ...]) -> Server:

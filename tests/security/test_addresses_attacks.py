@@ -57,9 +57,11 @@ def test_ip_literal_absolute_form_plain_http_is_refused(proxy, plain, trail, can
     before = len(plain.received)
     ph = run.placeholders["ADDR_TOKEN"]
     with plain_conn(run.proxy_url) as conn:
-        resp = conn.request("GET", f"http://{target}:{plain.port}/",
-                            [("Host", f"{target}:{plain.port}"),
-                             ("Authorization", f"Bearer {ph}")])
+        resp = conn.request(
+            "GET",
+            f"http://{target}:{plain.port}/",
+            [("Host", f"{target}:{plain.port}"), ("Authorization", f"Bearer {ph}")],
+        )
     assert resp.status == 403 and resp.refusal == "ip_literal"
     assert len(plain.received) == before
     trail.assert_contained(canary, seen=(resp.raw(),))
@@ -72,10 +74,12 @@ def test_allow_cidr_opens_the_range_but_never_the_secret(proxy, hostile, trail, 
     secret("CIDR_TOKEN")
     run = proxy.register(("CIDR_TOKEN",), allow_cidr=["127.0.0.0/8"])
     ph = run.placeholders["CIDR_TOKEN"]
-    with open_tunnel(run.proxy_url, f"127.0.0.1:{hostile.port}", proxy.ca_cert,
-                     sni="127.0.0.1") as conn:
-        resp = conn.request("GET", "/ok", [("Host", f"127.0.0.1:{hostile.port}"),
-                                           ("Authorization", f"Bearer {ph}")])
+    with open_tunnel(
+        run.proxy_url, f"127.0.0.1:{hostile.port}", proxy.ca_cert, sni="127.0.0.1"
+    ) as conn:
+        resp = conn.request(
+            "GET", "/ok", [("Host", f"127.0.0.1:{hostile.port}"), ("Authorization", f"Bearer {ph}")]
+        )
     assert resp.status == 200
     assert hostile.received[-1].header("Authorization") == f"Bearer {ph}"
     assert trail.requests(run)[-1]["reason"] == "cidr_allowed"
@@ -83,8 +87,7 @@ def test_allow_cidr_opens_the_range_but_never_the_secret(proxy, hostile, trail, 
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
-def test_allow_cidr_for_another_range_does_not_open_loopback(proxy, hostile, trail, canary,
-                                                            secret):
+def test_allow_cidr_for_another_range_does_not_open_loopback(proxy, hostile, trail, canary, secret):
     secret("CIDR_TOKEN")
     run = proxy.register(("CIDR_TOKEN",), allow_cidr=["10.0.0.0/8"])
     for target in ("127.0.0.1", "2130706433", "[::ffff:127.0.0.1]"):
@@ -117,8 +120,9 @@ ALLOWED_NET = "198.51.100.0/24"  # documentation range, allowed by --allow-cidr 
 
 
 def _run(**kw: object):  # type: ignore[no-untyped-def]
-    return parse_run({"run_id": "r-rebind01", "allow": ["rebind.test"],
-                      "allow_cidr": [ALLOWED_NET], **kw})
+    return parse_run(
+        {"run_id": "r-rebind01", "allow": ["rebind.test"], "allow_cidr": [ALLOWED_NET], **kw}
+    )
 
 
 class FlippingResolver:
@@ -135,11 +139,13 @@ class FlippingResolver:
 @pytest.mark.parametrize(
     ("answers", "expected"),
     [
-        pytest.param(["127.0.0.1", "10.1.2.3", "198.51.100.7"], "198.51.100.7",
-                     id="private-first-then-allowed"),
+        pytest.param(
+            ["127.0.0.1", "10.1.2.3", "198.51.100.7"],
+            "198.51.100.7",
+            id="private-first-then-allowed",
+        ),
         pytest.param(["198.51.100.7", "127.0.0.1"], "198.51.100.7", id="allowed-first"),
-        pytest.param(["::ffff:127.0.0.1", "169.254.169.254", "fd00::1"], None,
-                     id="all-internal"),
+        pytest.param(["::ffff:127.0.0.1", "169.254.169.254", "fd00::1"], None, id="all-internal"),
     ],
 )
 def test_pick_address_checks_every_answer_and_returns_an_allowed_one(answers, expected):
@@ -205,7 +211,8 @@ def test_api_name_is_mapped_not_resolved(proxy, upstream, trail, canary, run):
     operator's --resolve), which is why it may be dialled at all."""
     ph = run.placeholders["ADDR_TOKEN"]
     with open_tunnel(run.proxy_url, f"{API}:{upstream.port}", proxy.ca_cert, sni=API) as conn:
-        resp = conn.request("GET", "/echo", [("Host", f"{API}:{upstream.port}"),
-                                             ("Authorization", f"Bearer {ph}")])
+        resp = conn.request(
+            "GET", "/echo", [("Host", f"{API}:{upstream.port}"), ("Authorization", f"Bearer {ph}")]
+        )
     assert resp.status == 200
     trail.assert_contained(canary, may_reach=(API,), seen=(resp.raw(),))

@@ -6,28 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.security.conftest import API, APEX, IDN, IDN_UNICODE, OTHER, SUFFIX
+from tests.security.conftest import APEX, API, IDN, IDN_UNICODE, OTHER, SUFFIX
 from tests.security.wire import connect, open_tunnel
 
 
-def _get(run, target: str, *, sni: str | None, host: str | None = None, path: str = "/ok"):  # type: ignore[no-untyped-def]
+def _get(proxy, run, target: str, *, sni: str | None, host: str | None = None, path="/ok"):  # type: ignore[no-untyped-def]
     """GET through a tunnel to ``target`` (host:port) with the run's placeholder."""
     ph = next(iter(run.placeholders.values()))
-    with open_tunnel(run.proxy_url, target, run_ca(), sni=sni) as conn:
-        return conn.request("GET", path, [("Host", host or target),
-                                          ("Authorization", f"Bearer {ph}")])
-
-
-_CA: list = []
-
-
-def run_ca():  # type: ignore[no-untyped-def]
-    return _CA[0]
-
-
-@pytest.fixture(autouse=True)
-def _ca(proxy):  # type: ignore[no-untyped-def]
-    _CA[:] = [proxy.ca_cert]
+    with open_tunnel(run.proxy_url, target, proxy.ca_cert, sni=sni) as conn:
+        return conn.request(
+            "GET", path, [("Host", host or target), ("Authorization", f"Bearer {ph}")]
+        )
 
 
 @pytest.mark.parametrize(
@@ -50,13 +39,14 @@ def test_suffix_confusion_host_allowed_without_secret_gets_only_the_placeholder(
     secret("SFX_TOKEN", domains=[API])
     run = proxy.register(("SFX_TOKEN",), allow=[SUFFIX])
     ph = run.placeholders["SFX_TOKEN"]
-    resp = _get(run, f"{SUFFIX}:{hostile.port}", sni=SUFFIX)
+    resp = _get(proxy, run, f"{SUFFIX}:{hostile.port}", sni=SUFFIX)
     assert resp.status == 200
     assert hostile.received[-1].header("Authorization") == f"Bearer {ph}"
     trail.assert_contained(canary, seen=(resp.raw(),))
     leaks = trail.leaks(run)
-    assert leaks and leaks[-1]["host"] == SUFFIX and leaks[-1]["leaked_placeholders"] == [
-        "SFX_TOKEN"]
+    assert (
+        leaks and leaks[-1]["host"] == SUFFIX and leaks[-1]["leaked_placeholders"] == ["SFX_TOKEN"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,8 +54,12 @@ def test_suffix_confusion_host_allowed_without_secret_gets_only_the_placeholder(
     [
         pytest.param("API.COATCHECK.TEST", API, "API.COATCHECK.TEST", id="upper-case"),
         pytest.param("api.coatcheck.test.", API, "api.coatcheck.test.", id="trailing-dot"),
-        pytest.param("Api.CoatCheck.Test.", "API.COATCHECK.TEST", "aPI.coatcheck.TEST",
-                     id="mixed-case-dot-and-sni"),
+        pytest.param(
+            "Api.CoatCheck.Test.",
+            "API.COATCHECK.TEST",
+            "aPI.coatcheck.TEST",
+            id="mixed-case-dot-and-sni",
+        ),
         pytest.param(API, API, "API.COATCHECK.TEST.", id="host-header-spelled-differently"),
     ],
 )
@@ -78,12 +72,13 @@ def test_trailing_dot_and_case_are_the_same_host_consistently(
     secret("CASE_TOKEN", domains=[API])
     run = proxy.register(("CASE_TOKEN",))
     port = hostile.port
-    resp = _get(run, f"{connect_host}:{port}", sni=sni, host=f"{host_header}:{port}",
-                path="/b64")
+    target, host = f"{connect_host}:{port}", f"{host_header}:{port}"
+    resp = _get(proxy, run, target, sni=sni, host=host, path="/b64")
     assert resp.status == 200
     assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
-    trail.assert_contained(canary, may_reach=(API, API.upper(), "api.coatcheck.test."),
-                           seen=(resp.raw(),))
+    trail.assert_contained(
+        canary, may_reach=(API, API.upper(), "api.coatcheck.test."), seen=(resp.raw(),)
+    )
     line = trail.requests(run)[-1]
     assert line["secrets_injected"] == ["CASE_TOKEN"]
     assert line["host"].lower().rstrip(".") == API
@@ -105,7 +100,7 @@ def test_spelling_tricks_do_not_bypass_the_mismatch_check(
     port = hostile.port
     before = len(hostile.received)
     sni = connect_host.lower().rstrip(".")
-    resp = _get(run, f"{connect_host}:{port}", sni=sni, host=f"{host_header}:{port}")
+    resp = _get(proxy, run, f"{connect_host}:{port}", sni=sni, host=f"{host_header}:{port}")
     assert resp.status == 403 and resp.refusal == "host_mismatch"
     assert len(hostile.received) == before
     trail.assert_contained(canary, seen=(resp.raw(),))
@@ -143,7 +138,7 @@ def test_punycode_name_of_a_unicode_pattern_gets_the_secret_and_only_there(
     secret("IDN_TOKEN", domains=[IDN_UNICODE])
     run = proxy.register(("IDN_TOKEN",), resolve={IDN: "127.0.0.1"})
     port = hostile.port
-    resp = _get(run, f"{IDN}:{port}", sni=IDN, path="/pct")
+    resp = _get(proxy, run, f"{IDN}:{port}", sni=IDN, path="/pct")
     assert resp.status == 200
     assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
     trail.assert_contained(canary, may_reach=(IDN,), seen=(resp.raw(),))
@@ -154,10 +149,10 @@ def test_wildcard_does_not_cover_the_apex(proxy, hostile, trail, canary, secret)
     secret("WILD_TOKEN", domains=["*.coatcheck.test"])
     run = proxy.register(("WILD_TOKEN",), allow=[APEX], resolve={APEX: "127.0.0.1"})
     ph = run.placeholders["WILD_TOKEN"]
-    apex = _get(run, f"{APEX}:{hostile.port}", sni=APEX)
+    apex = _get(proxy, run, f"{APEX}:{hostile.port}", sni=APEX)
     assert apex.status == 200
     assert hostile.received[-1].header("Authorization") == f"Bearer {ph}"
-    sub = _get(run, f"{API}:{hostile.port}", sni=API)
+    sub = _get(proxy, run, f"{API}:{hostile.port}", sni=API)
     assert sub.status == 200
     assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
     trail.assert_contained(canary, may_reach=(API,), seen=(apex.raw(), sub.raw()))
@@ -169,7 +164,7 @@ def test_port_pinned_pattern_refuses_other_ports(proxy, upstream, hostile, trail
     conn, resp = connect(run.proxy_url, f"{API}:{upstream.port}")
     conn.close()
     assert resp.status == 403 and resp.refusal == "not_allowlisted"
-    ok = _get(run, f"{API}:{hostile.port}", sni=API)
+    ok = _get(proxy, run, f"{API}:{hostile.port}", sni=API)
     assert ok.status == 200
     trail.assert_contained(canary, may_reach=(API,), seen=(resp.raw(), ok.raw()))
     assert trail.hosts_that_got(canary) == {API}

@@ -51,8 +51,9 @@ class Conn:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def request(self, method: str, target: str, headers: list[tuple[str, str]],
-                body: bytes = b"") -> Response:
+    def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""
+    ) -> Response:
         self.send(build(method, target, headers, body))
         return self.read()
 
@@ -137,8 +138,9 @@ def connect(proxy_url: str, target: str, *, timeout: float = 15) -> tuple[Conn, 
     return conn, conn.read(head_only=True)
 
 
-def open_tunnel(proxy_url: str, target: str, ca: Path, *, sni: str | None,
-                alpn: list[str] | None = None) -> Conn:
+def open_tunnel(
+    proxy_url: str, target: str, ca: Path, *, sni: str | None, alpn: list[str] | None = None
+) -> Conn:
     """CONNECT to ``target``, then TLS inside with ``sni`` (verified against the proxy CA)."""
     conn, resp = connect(proxy_url, target)
     if resp.status != 200:
@@ -155,3 +157,22 @@ def open_tunnel(proxy_url: str, target: str, ca: Path, *, sni: str | None,
 
 def plain_conn(proxy_url: str) -> Conn:
     return Conn(socket.create_connection(relay_address(proxy_url), timeout=15))
+
+
+def listening_ports(pid: int) -> list[int]:
+    """TCP ports ``pid`` listens on (from /proc: its socket inodes in LISTEN state)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = str(fd.readlink())
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:
+                ports.append(int(cols[1].rsplit(":", 1)[1], 16))
+    return sorted(set(ports))
