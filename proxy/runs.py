@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
-from urllib.parse import unquote
 
 from proxy.addresses import parse_cidrs
 from proxy.domains import DomainPattern, normalize_host, parse_pattern, parse_patterns

@@ -206,7 +206,6 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 def build(args: argparse.Namespace, values: SecretValues | None = None) -> ProxyService:
     from proxy.values import VaultValues
-    from vault.keystore import default_keystore
     from vault.store import Vault
 
     home = args.home or coatcheck_home()
@@ -214,7 +213,7 @@ def build(args: argparse.Namespace, values: SecretValues | None = None) -> Proxy
     ensure_private_dir(paths.dir)
     ca.ensure_ca(paths.confdir)
     if values is None:
-        values = VaultValues(Vault.open(home, keystore=default_keystore()))
+        values = VaultValues(Vault.open(home))  # the key is fetched when a value is needed
     engine = Engine(values, resolve=parse_resolve(args.resolve))
     return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca)
 
