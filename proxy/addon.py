@@ -27,11 +27,11 @@ from proxy import audit as audit_mod
 from proxy import responses, rewrite
 from proxy.decoders import DecodeError
 from proxy.domains import normalize_host
-from proxy.engine import Engine
+from proxy.engine import Engine, RunView
 from proxy.leaks import StreamLeakScanner
 from proxy.policy import Decision, check_binding, decide_destination, deny, injectable
 from proxy.runs import RunPolicy
-from proxy.scrub import Scrubber
+from proxy.scrub import scrub_bytes
 from runner.errors import InvalidDomain
 
 RUN_PEER = "run:"
@@ -54,7 +54,7 @@ def run_id_of(client: connection.Client) -> str | None:
 class Tunnel:
     host: str
     port: int
-    address: str = ""
+    plain: bool = False  # absolute-form plain HTTP: the address is checked at dial time
     refused: Decision | None = None
     checked: dict[tuple[str, int], str] = field(default_factory=dict)
 
@@ -78,8 +78,17 @@ class Coatcheck:
     def client_disconnected(self, client: connection.Client) -> None:
         self.tunnels.pop(client.id, None)
 
+    def _view(self, flow: http.HTTPFlow, *, fresh: bool = False) -> RunView | None:
+        """The run's view for this request: taken once (one vault ``stat``), then reused."""
+        view = None if fresh else flow.metadata.get("cc_view")
+        if view is None:
+            view = self.engine.view(run_id_of(flow.client_conn))
+            flow.metadata["cc_view"] = view
+        return view
+
     def _run(self, flow: http.HTTPFlow) -> RunPolicy | None:
-        return self.engine.run(run_id_of(flow.client_conn))
+        view = self._view(flow)
+        return view.run if view is not None else None
 
     def _refuse(self, flow: http.HTTPFlow, decision: Decision, status: int = 403) -> None:
         flow.metadata["cc_decision"] = decision
@@ -128,6 +137,15 @@ class Coatcheck:
             host, port = data.server.address
             tunnel = self.tunnels.get(data.client.id)
             address = tunnel.checked.get((_norm(host), port)) if tunnel else None
+            run = self.engine.run(run_id_of(data.client))
+            if address is None and tunnel is not None and tunnel.plain and run is not None:
+                if await self._check_address(run, tunnel, _norm(host), port):
+                    address = tunnel.checked[(_norm(host), port)]
+                elif tunnel.refused is not None:
+                    data.server.error = f"coatcheck refused ({tunnel.refused.reason}): " + (
+                        tunnel.refused.detail
+                    )
+                    return
             if address is None:
                 data.server.error = "coatcheck: destination was not checked"
                 return
@@ -145,27 +163,26 @@ class Coatcheck:
             )
 
     # -- requests ---------------------------------------------------------------------
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT" or flow.response:
             return
         flow.metadata["cc_start"] = time.monotonic()
         try:
-            await self._requestheaders(flow)
+            self._requestheaders(flow)
         except Exception as exc:
             self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
 
-    async def _requestheaders(self, flow: http.HTTPFlow) -> None:
-        run = self._run(flow)
+    def _requestheaders(self, flow: http.HTTPFlow) -> None:
+        view = self._view(flow, fresh=True)
+        run = view.run if view is not None else None
         req = flow.request
         tunnel = self.tunnels.get(flow.client_conn.id)
         if tunnel is None:  # plain HTTP in absolute form: the target is the destination
             dest = decide_destination(run, req.host, req.port)
             if not dest.allowed or run is None:
                 return self._refuse(flow, dest)
-            tunnel = Tunnel(_norm(req.host), req.port)
+            tunnel = Tunnel(_norm(req.host), req.port, plain=True)
             self.tunnels[flow.client_conn.id] = tunnel
-            if not await self._check_address(run, tunnel, tunnel.host, tunnel.port):
-                return self._refuse(flow, tunnel.refused or deny("address_refused", ""))
         if run is None:
             return self._refuse(flow, deny("unknown_client", "no run"))
         if tunnel.refused is not None:
@@ -179,10 +196,7 @@ class Coatcheck:
                     f"destination {tunnel.host}:{tunnel.port}",
                 ),
             )
-        if (req.host, req.port) not in tunnel.checked and (
-            tunnel.host,
-            tunnel.port,
-        ) not in tunnel.checked:
+        if not tunnel.plain and (tunnel.host, tunnel.port) not in tunnel.checked:
             return self._refuse(flow, deny("unchecked_destination", "destination not checked"))
         binding = check_binding(
             tunnel.host, tunnel.port, req.headers.get_all("host"), req.authority or None
@@ -197,8 +211,9 @@ class Coatcheck:
             run, tunnel.host, tunnel.port, req.method, req.path, tls=req.scheme == "https"
         )
         flow.metadata["cc_secrets"] = secrets
-        swaps = self.engine.swaps(run, secrets)
-        scanner = self.engine.leak_scanner(run, secrets)
+        assert view is not None  # noqa: S101 - run is not None
+        swaps = view.swaps(secrets)
+        scanner = view.leak_scanner(secrets)
         # Headers and query are rewritten here: with a streamed body they leave right after.
         out = rewrite.rewrite_head(req.headers.fields, req.path, swaps, scanner)
         if self._leaked(flow, run, out.leaks):
@@ -280,17 +295,23 @@ class Coatcheck:
             self._fail_response(flow, deny("internal_error", type(exc).__name__))
 
     def _responseheaders(self, flow: http.HTTPFlow) -> None:
-        run = self._run(flow)
+        view = self._view(flow)
         resp = flow.response
-        if resp is None or run is None or flow.request.method == "CONNECT":
+        if resp is None or view is None or flow.request.method == "CONNECT":
             return
-        pairs = self.engine.scrub_pairs(run)
+        pairs = view.scrub_pairs
         if pairs:
             resp.headers.fields = responses.scrub_fields(resp.headers.fields, pairs)
             resp.reason = responses.scrub_reason(resp.reason, pairs)
         bodiless = flow.request.method == "HEAD" or resp.status_code in (101, 204, 304)
-        if not pairs or bodiless or resp.status_code < 200:
-            resp.stream = not bodiless
+        if bodiless or resp.status_code < 200:
+            return
+        if responses.small_enough_to_buffer(resp.headers):
+            # Scrubbed whole in `response`, keeping Content-Length: fewer writes per request.
+            flow.metadata["cc_scrub_body"] = bool(pairs)
+            return
+        if not pairs:
+            resp.stream = True
             return
 
         def abort(exc: DecodeError) -> None:
@@ -329,6 +350,16 @@ class Coatcheck:
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT":
             return
+        view = self._view(flow)
+        if flow.metadata.get("cc_scrub_body") and flow.response is not None and view is not None:
+            try:
+                scrubbed = responses.scrub_body(flow.response, view.scrub_pairs)
+            except ValueError:
+                decision = deny("undecodable_response", "the response body can't be decoded")
+                self._refuse(flow, decision, 502)
+            else:
+                if scrubbed is not None:
+                    flow.response.content = scrubbed
         status = flow.response.status_code if flow.response else 0
         self.audit.request(flow, self._run(flow), flow.metadata.get("cc_decision"), status=status)
 
@@ -344,27 +375,20 @@ class Coatcheck:
         )
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
-        run = self._run(flow)
-        if run is None or flow.websocket is None:
+        view = self._view(flow, fresh=True)
+        if view is None or flow.websocket is None:
             return
+        run = view.run
         message = flow.websocket.messages[-1]
         if not message.from_client:
-            pairs = self.engine.scrub_pairs(run)
-            if pairs:
-                message.content = scrub_text_bytes(message.content, pairs)
+            if view.scrub_pairs:
+                message.content = scrub_bytes(message.content, view.scrub_pairs)
             return
-        leaks = self.engine.leak_scanner(run, flow.metadata.get("cc_secrets", ())).scan(
-            message.content
-        )
+        leaks = view.leak_scanner(flow.metadata.get("cc_secrets", ())).scan(message.content)
         if leaks:
             self.audit.leak(flow, run, sorted(leaks))
             if run.on_leak == "block":
                 message.drop()
-
-
-def scrub_text_bytes(data: bytes, pairs: tuple[tuple[bytes, bytes], ...]) -> bytes:
-    scrubber = Scrubber(pairs)
-    return scrubber.feed(data) + scrubber.flush()
 
 
 def _norm(host: str) -> str:

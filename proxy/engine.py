@@ -66,12 +66,39 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 @dataclass
-class _RunCache:
+class RunView:
+    """A run as of one vault generation: its current rules, values, scrub pairs and scanners.
+
+    The addon takes one view per request (one ``stat`` of the vault) and uses it in every hook
+    of that request.
+    """
+
+    run: RunPolicy
     generation: object = None
-    policy: RunPolicy | None = None
     values: dict[str, str] = field(default_factory=dict)
     scrub_pairs: tuple[tuple[bytes, bytes], ...] = ()
     scanners: dict[tuple[str, ...], LeakScanner] = field(default_factory=dict)
+
+    def swaps(self, secrets: tuple[RunSecret, ...]) -> list[Swap]:
+        """Swaps for the secrets that still have a value (a removed name swaps nothing)."""
+        return [
+            Swap(s.name, s.placeholder, self.values[s.name], s.surfaces)
+            for s in secrets
+            if s.name in self.values
+        ]
+
+    def leak_scanner(self, allowed: tuple[RunSecret, ...]) -> LeakScanner:
+        """Scanner for the run's placeholders that must not go to this destination."""
+        key = tuple(s.name for s in allowed)
+        scanner = self.scanners.get(key)
+        if scanner is None:
+            names = set(key)
+            scanner = LeakScanner(
+                ((s.name, s.placeholder) for s in self.run.secrets if s.name not in names),
+                own=(s.placeholder for s in self.run.secrets),
+            )
+            self.scanners[key] = scanner
+        return scanner
 
 
 class Engine:
@@ -86,48 +113,47 @@ class Engine:
         self.resolve = dict(resolve or {})
         self.resolver = resolver
         self._runs: dict[str, RunPolicy] = {}
-        self._cache: dict[str, _RunCache] = {}
+        self._views: dict[str, RunView] = {}
         self._lock = threading.Lock()
 
     # -- runs ---------------------------------------------------------------------------
     def register(self, run: RunPolicy) -> None:
         with self._lock:
             self._runs[run.run_id] = run
-            self._cache.pop(run.run_id, None)
+            self._views.pop(run.run_id, None)
 
     def unregister(self, run_id: str) -> RunPolicy | None:
         with self._lock:
-            self._cache.pop(run_id, None)
+            self._views.pop(run_id, None)
             return self._runs.pop(run_id, None)
-
-    def run(self, run_id: str | None) -> RunPolicy | None:
-        """The run's policy, with each secret's rules as the vault has them now."""
-        run = self._runs.get(run_id) if run_id else None
-        if run is None:
-            return None
-        cache = self._fresh(run)
-        return cache.policy or run
 
     def runs(self) -> list[RunPolicy]:
         return list(self._runs.values())
 
-    # -- values -------------------------------------------------------------------------
-    def _fresh(self, run: RunPolicy) -> _RunCache:
+    def view(self, run_id: str | None) -> RunView | None:
+        """The run as the vault has it now: rotated values and edited rules apply at once."""
+        registered = self._runs.get(run_id) if run_id else None
+        if registered is None:
+            return None
         gen = self.values.generation()
-        cache = self._cache.get(run.run_id)
-        if cache is not None and cache.generation == gen:
-            return cache
-        cache = _RunCache(generation=gen, policy=self._current(run))
+        view = self._views.get(registered.run_id)
+        if view is not None and view.generation == gen:
+            return view
+        view = RunView(run=self._current(registered), generation=gen)
         pairs: list[tuple[bytes, bytes]] = []
-        for s in run.secrets:
+        for s in registered.secrets:
             value = self.values.reveal(s.name)
             if value is None:
                 continue
-            cache.values[s.name] = value
+            view.values[s.name] = value
             pairs.extend(paired_forms(value, s.placeholder))
-        cache.scrub_pairs = tuple(pairs)
-        self._cache[run.run_id] = cache
-        return cache
+        view.scrub_pairs = tuple(pairs)
+        self._views[registered.run_id] = view
+        return view
+
+    def run(self, run_id: str | None) -> RunPolicy | None:
+        view = self.view(run_id)
+        return view.run if view is not None else None
 
     def _current(self, run: RunPolicy) -> RunPolicy:
         """Rules edited in the vault (domains, surfaces, methods, paths) apply at once."""
@@ -150,32 +176,6 @@ class Engine:
                 )
             )
         return replace(run, secrets=tuple(secrets))
-
-    def swaps(self, run: RunPolicy, secrets: tuple[RunSecret, ...]) -> list[Swap]:
-        """Swaps for the secrets that still have a value (a removed name swaps nothing)."""
-        values = self._fresh(run).values
-        return [
-            Swap(s.name, s.placeholder, values[s.name], s.surfaces)
-            for s in secrets
-            if s.name in values
-        ]
-
-    def scrub_pairs(self, run: RunPolicy) -> tuple[tuple[bytes, bytes], ...]:
-        return self._fresh(run).scrub_pairs
-
-    def leak_scanner(self, run: RunPolicy, allowed: tuple[RunSecret, ...]) -> LeakScanner:
-        """Scanner for the run's placeholders that must not go to this destination."""
-        cache = self._fresh(run)
-        key = tuple(s.name for s in allowed)
-        scanner = cache.scanners.get(key)
-        if scanner is None:
-            names = set(key)
-            scanner = LeakScanner(
-                ((s.name, s.placeholder) for s in run.secrets if s.name not in names),
-                own=(s.placeholder for s in run.secrets),
-            )
-            cache.scanners[key] = scanner
-        return scanner
 
     # -- resolve, check, dial ----------------------------------------------------------
     async def pick_address(self, run: RunPolicy, host: str, port: int) -> tuple[str, Decision]:

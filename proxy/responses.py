@@ -7,10 +7,11 @@ events flow without delay and a value split across chunks is still replaced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from proxy.decoders import DecodeError, stream_decoder
-from proxy.scrub import Pairs, Scrubber, scrub_text
+from proxy.scrub import Pairs, Scrubber, scrub_bytes, scrub_text
 
 Fields = tuple[tuple[bytes, bytes], ...]
 
@@ -72,3 +73,24 @@ def replacement_stream(body: bytes) -> Callable[[bytes], Chunks]:
 def scrub_reason(reason: str, pairs: Pairs) -> str:
     """The status line's reason phrase: a hostile upstream may echo a value there too."""
     return scrub_text(reason, pairs)
+
+
+BUFFER_LIMIT = 1024 * 1024
+
+
+def small_enough_to_buffer(headers: Mapping[str, str]) -> bool:
+    """A response with a known length up to 1 MiB that is not an event stream."""
+    length = headers.get("content-length", "")
+    kind = headers.get("content-type", "").lower()
+    return length.isdigit() and int(length) <= BUFFER_LIMIT and "event-stream" not in kind
+
+
+class _Body(Protocol):
+    def get_content(self, strict: bool = True) -> bytes | None: ...
+
+
+def scrub_body(message: _Body, pairs: Pairs) -> bytes | None:
+    """The decoded body scrubbed, or None when nothing changed. ValueError if undecodable."""
+    content = message.get_content(strict=True) or b""
+    scrubbed = scrub_bytes(content, pairs) if pairs else content
+    return scrubbed if scrubbed != content else None

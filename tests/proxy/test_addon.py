@@ -193,10 +193,11 @@ def test_response_headers_and_streamed_body_are_scrubbed(setup):
     with taddons.context(addon):
         f = make_flow(addon, run)
         through_request(addon, f)
-        f.response = http.Response.make(200, b"", {"X-Echo": VALUE, "Content-Length": "99"})
+        f.response = http.Response.make(200, b"", {"X-Echo": VALUE})
+        del f.response.headers["content-length"]
+        f.response.headers["transfer-encoding"] = "chunked"
         addon.responseheaders(f)
     assert f.response.headers["X-Echo"] == PH
-    assert "content-length" not in f.response.headers
     stream = f.response.stream
     assert callable(stream)
     half = len(VALUE) // 2
@@ -216,3 +217,31 @@ def test_audit_line_names_secrets_never_values(setup):
     line = rec.lines[-1]
     assert '"secrets_injected": ["TOKEN"]' in line and VALUE not in line
     assert '"path": "/v1/x"' in line
+
+
+def test_small_response_is_buffered_scrubbed_and_keeps_its_length(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        through_request(addon, f)
+        body = f'{{"echo": "{VALUE}"}}'.encode()
+        f.response = http.Response.make(200, body, {"Content-Type": "application/json"})
+        addon.responseheaders(f)
+        assert not f.response.stream
+        addon.response(f)
+    assert f.response.content == f'{{"echo": "{PH}"}}'.encode()
+    assert f.response.headers["content-length"] == str(len(f.response.content))
+
+
+def test_small_undecodable_response_is_refused(setup):
+    addon, run, _, _ = setup
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        through_request(addon, f)
+        f.response = http.Response.make(200, b"", {"Content-Encoding": "gzip"})
+        f.response.raw_content = b"not gzip at all " + VALUE.encode()
+        f.response.headers["content-length"] = str(len(f.response.raw_content))
+        addon.responseheaders(f)
+        addon.response(f)
+    assert f.response.status_code == 502
+    assert VALUE.encode() not in (f.response.raw_content or b"")

