@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -57,18 +57,21 @@ def new_run_id() -> str:
     return "r-" + secrets.token_hex(8)
 
 
-def check_secrets_exist(home: Path, names: tuple[str, ...]) -> None:
+def check_secrets_exist(home: Path, names: tuple[str, ...]) -> list[Any]:
+    """The vault metadata of ``names`` (no key needed); SandboxError naming the fix if any is
+    missing."""
     if not names:
-        return
+        return []
     from vault.store import Vault
 
-    known = {m.name for m in Vault.open(home).list()}
+    known = {m.name: m for m in Vault.open(home).list()}
     missing = [n for n in names if n not in known]
     if missing:
         raise SandboxError(
             f"no secret named {', '.join(missing)} in the vault at {home}; add it with "
             f"`coatcheck vault set {missing[0]} --domains DOMAIN` (value on stdin)"
         )
+    return [known[n] for n in names]
 
 
 def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> dict[str, Any]:
@@ -131,6 +134,17 @@ class EphemeralProxy:
             return "the proxy service exited before it was ready"
         return None
 
+    def watch(self, kill: Callable[[], None]) -> None:
+        """Once the sandbox runs: kill it if the service refuses the run (the job would only
+        see its proxy vanish)."""
+
+        def watcher() -> None:
+            self.ready.wait(SERVICE_START_TIMEOUT_S)
+            if self.error() is not None or not self.ready.is_set():
+                kill()
+
+        threading.Thread(target=watcher, daemon=True).start()
+
     def wait_ready(self, timeout: float = SERVICE_START_TIMEOUT_S) -> None:
         if not self.ready.wait(timeout):
             raise ProxyUnavailable("the proxy service did not start in time")
@@ -138,14 +152,20 @@ class EphemeralProxy:
             raise RegistrationRefused(err)
 
     def close(self) -> None:
+        """Stop the service: a service still starting is killed (it holds nothing yet); a
+        running one sees its stdin close, unregisters the run and exits."""
         with contextlib.suppress(OSError):
             if self.proc.stdin:
                 self.proc.stdin.close()
+        if not self.ready.is_set():
+            self.proc.kill()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 
@@ -165,7 +185,8 @@ def execute(
     err = stderr or sys.stderr.buffer
     started = time.monotonic()
     run_id = new_run_id()
-    check_secrets_exist(home, req.secrets)
+    metas = check_secrets_exist(home, req.secrets)
+    shaped = any(m.placeholder_format == "shaped" for m in metas)
     phs = {name: placeholders.mint() for name in req.secrets}
     reg = registration(req, run_id, phs)
     paths = ProxyPaths.for_home(home)
@@ -183,9 +204,12 @@ def execute(
             ephemeral = EphemeralProxy(home, reg)
             run_dir = ephemeral.run_dir
         sandboxes.reap_orphans()
+        if ephemeral is not None and shaped:
+            ephemeral.wait_ready()  # shaped placeholders are minted by the service
+        # Otherwise the sandbox starts while the ephemeral proxy does: its init waits for the
+        # run's socket, and `watch` kills it if the proxy refuses the run.
         if ephemeral is not None:
-            ephemeral.wait_ready()
-            reply = ephemeral.reply or {}
+            reply = ephemeral.reply or {} if ephemeral.ready.is_set() else {}
         phs = dict(reply.get("placeholders", phs))
         spec = SandboxSpec(
             run_id=run_id,
@@ -196,7 +220,15 @@ def execute(
             env={**dict(req.env), **phs},
             timeout=req.timeout,
         )
-        code = sandboxes.run(spec, stdout=out, stderr=err)
+        code = sandboxes.run(
+            spec,
+            stdout=out,
+            stderr=err,
+            on_started=ephemeral.watch if ephemeral is not None else None,
+        )
+        if ephemeral is not None and (refused := ephemeral.error()) is not None:
+            code = 125
+            raise RegistrationRefused(refused)
         return code
     except CoatcheckError:
         raise

@@ -134,9 +134,12 @@ class Sandboxes:
         *,
         stdout: IO[bytes],
         stderr: IO[bytes],
-        on_started: Callable[[], None] | None = None,
+        on_started: Callable[[Callable[[], None]], None] | None = None,
     ) -> int:
-        """Run the sandbox to completion, streaming its output; return the exit code."""
+        """Run the sandbox to completion, streaming its output; return the exit code.
+
+        ``on_started`` is called once the container runs, with a function that kills it.
+        """
         api = self.client.api
         try:
             container = api.create_container(
@@ -191,7 +194,7 @@ class Sandboxes:
         spec: SandboxSpec,
         stdout: IO[bytes],
         stderr: IO[bytes],
-        on_started: Callable[[], None] | None,
+        on_started: Callable[[Callable[[], None]], None] | None,
     ) -> int:
         stream = api.attach(cid, stdout=True, stderr=True, stream=True, logs=True, demux=True)
         pump = threading.Thread(target=_pump, args=(stream, stdout, stderr), daemon=True)
@@ -201,7 +204,12 @@ class Sandboxes:
             raise SandboxError(f"Docker could not start the sandbox: {_explain(exc)}") from None
         pump.start()
         if on_started is not None:
-            on_started()
+
+            def kill() -> None:
+                with contextlib.suppress(docker.errors.APIError):
+                    api.kill(cid)
+
+            on_started(kill)
         try:
             result = api.wait(cid, timeout=spec.timeout)
             code = int(result.get("StatusCode", 125))
