@@ -28,20 +28,9 @@ from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
 from runner.errors import CoatcheckError, UsageError
 from runner.home import coatcheck_home, ensure_private_dir
+from runner.pids import alive
 
 REAP_INTERVAL_S = 2.0
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ProxyService:
@@ -82,7 +71,7 @@ class ProxyService:
         while True:
             await asyncio.sleep(REAP_INTERVAL_S)
             for run in self.engine.runs():
-                if not _alive(run.owner_pid):
+                if not alive(run.owner_pid):
                     await self.unregister(run.run_id)
 
     # -- control ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ import docker.errors
 import requests.exceptions
 
 from runner.errors import DockerUnavailable, ImageMissing, SandboxError
+from runner.pids import alive
 
 LABEL_RUN = "org.coatcheck.run"
 LABEL_OWNER = "org.coatcheck.owner_pid"
@@ -121,7 +122,7 @@ class Sandboxes:
             if labels.get(LABEL_HOST) != host:
                 continue
             pid = int(labels.get(LABEL_OWNER, "0") or 0)
-            if pid and _alive(pid):
+            if pid and alive(pid):
                 continue
             with contextlib.suppress(docker.errors.APIError):
                 c.remove(force=True)
@@ -230,16 +231,6 @@ def _pump(stream: Any, stdout: IO[bytes], stderr: IO[bytes]) -> None:
             if err:
                 stderr.write(err)
                 stderr.flush()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _explain(exc: Exception) -> str:
