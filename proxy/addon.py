@@ -15,7 +15,6 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mitmproxy import connection, ctx, http, options, tls
@@ -26,13 +25,12 @@ from mitmproxy.proxy import server_hooks
 from proxy import audit as audit_mod
 from proxy import responses, rewrite
 from proxy.decoders import DecodeError
-from proxy.domains import normalize_host
 from proxy.engine import Engine, RunView
 from proxy.leaks import StreamLeakScanner
-from proxy.policy import Decision, check_binding, decide_destination, deny, injectable
+from proxy.policy import Decision, decide_destination, deny, injectable
 from proxy.runs import RunPolicy
 from proxy.scrub import scrub_bytes
-from runner.errors import InvalidDomain
+from proxy.tunnels import Tunnel, check_request, norm
 
 RUN_PEER = "run:"
 REASON_HEADER = "X-Coatcheck-Reason"
@@ -48,15 +46,6 @@ def run_id_of(client: connection.Client) -> str | None:
     if peer and isinstance(peer[0], str) and peer[0].startswith(RUN_PEER):
         return peer[0][len(RUN_PEER) :]
     return None
-
-
-@dataclass
-class Tunnel:
-    host: str
-    port: int
-    plain: bool = False  # absolute-form plain HTTP: the address is checked at dial time
-    refused: Decision | None = None
-    checked: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def refusal(decision: Decision, status: int = 403) -> http.Response:
@@ -108,7 +97,7 @@ class Coatcheck:
             host, port = flow.request.host, flow.request.port
             decision = decide_destination(run, host, port)
             if decision.allowed and run is not None:
-                host = _norm(host)
+                host = norm(host)
                 tunnel = Tunnel(host, port)
                 self.tunnels[flow.client_conn.id] = tunnel
                 if await self._check_address(run, tunnel, host, port):
@@ -123,7 +112,7 @@ class Coatcheck:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         tunnel = self.tunnels.get(data.context.client.id)
         sni = data.client_hello.sni
-        if tunnel is not None and sni and _norm(sni) != tunnel.host:
+        if tunnel is not None and sni and norm(sni) != tunnel.host:
             tunnel.refused = deny(
                 "sni_mismatch", f"TLS SNI {sni!r} differs from the CONNECT target {tunnel.host}"
             )
@@ -136,11 +125,11 @@ class Coatcheck:
                 return
             host, port = data.server.address
             tunnel = self.tunnels.get(data.client.id)
-            address = tunnel.checked.get((_norm(host), port)) if tunnel else None
+            address = tunnel.checked.get((norm(host), port)) if tunnel else None
             run = self.engine.run(run_id_of(data.client))
             if address is None and tunnel is not None and tunnel.plain and run is not None:
-                if await self._check_address(run, tunnel, _norm(host), port):
-                    address = tunnel.checked[(_norm(host), port)]
+                if await self._check_address(run, tunnel, norm(host), port):
+                    address = tunnel.checked[(norm(host), port)]
                 elif tunnel.refused is not None:
                     data.server.error = f"coatcheck refused ({tunnel.refused.reason}): " + (
                         tunnel.refused.detail
@@ -149,7 +138,7 @@ class Coatcheck:
             if address is None:
                 data.server.error = "coatcheck: destination was not checked"
                 return
-            data.server.sni = _norm(host)
+            data.server.sni = norm(host)
             data.server.address = (address, port)
         except Exception as exc:
             data.server.error = f"coatcheck: {type(exc).__name__}"
@@ -181,29 +170,13 @@ class Coatcheck:
             dest = decide_destination(run, req.host, req.port)
             if not dest.allowed or run is None:
                 return self._refuse(flow, dest)
-            tunnel = Tunnel(_norm(req.host), req.port, plain=True)
+            tunnel = Tunnel(norm(req.host), req.port, plain=True)
             self.tunnels[flow.client_conn.id] = tunnel
         if run is None:
             return self._refuse(flow, deny("unknown_client", "no run"))
-        if tunnel.refused is not None:
-            return self._refuse(flow, tunnel.refused)
-        if _norm(req.host) != tunnel.host or req.port != tunnel.port:
-            return self._refuse(
-                flow,
-                deny(
-                    "host_mismatch",
-                    f"request target {req.host}:{req.port} differs from the connection's "
-                    f"destination {tunnel.host}:{tunnel.port}",
-                ),
-            )
-        if not tunnel.plain and (tunnel.host, tunnel.port) not in tunnel.checked:
-            return self._refuse(flow, deny("unchecked_destination", "destination not checked"))
-        binding = check_binding(
-            tunnel.host, tunnel.port, req.headers.get_all("host"), req.authority or None
+        decision = check_request(
+            run, tunnel, (req.host, req.port), req.headers.get_all("host"), req.authority or None
         )
-        if not binding.allowed:
-            return self._refuse(flow, binding)
-        decision = decide_destination(run, tunnel.host, tunnel.port)
         if not decision.allowed:
             return self._refuse(flow, decision)
         flow.metadata["cc_decision"] = decision
@@ -389,13 +362,6 @@ class Coatcheck:
             self.audit.leak(flow, run, sorted(leaks))
             if run.on_leak == "block":
                 message.drop()
-
-
-def _norm(host: str) -> str:
-    try:
-        return normalize_host(host)
-    except InvalidDomain:
-        return host.lower()
 
 
 # -- running mitmproxy ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ PURE = (
     "proxy/domains.py", "proxy/addresses.py", "proxy/forms.py", "proxy/scrub.py",
     "proxy/policy.py", "proxy/substitute.py", "proxy/leaks.py", "proxy/placeholders.py",
     "proxy/runs.py", "proxy/decoders.py", "proxy/rewrite.py", "proxy/responses.py",
+    "proxy/tunnels.py",
 )  # fmt: skip
 IO_MODULES = {"mitmproxy", "docker", "keyring", "socket", "subprocess", "structlog", "requests",
               "httpx", "asyncio", "os", "shutil"}  # fmt: skip
@@ -57,6 +58,11 @@ def test_secret_values_are_revealed_in_few_places():
     assert users <= REVEAL_ALLOWED
 
 
+# proxy/addon.py is the whole mitmproxy adapter (hooks and start-up) in one module on purpose:
+# it is the only place that may import mitmproxy. Everything else stays near 300 lines.
+LIMITS = {"proxy/addon.py": 450}
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=rel)
 def test_one_concept_per_file_stays_small(path):
-    assert len(path.read_text().splitlines()) <= 420
+    assert len(path.read_text().splitlines()) <= LIMITS.get(rel(path), 320)
