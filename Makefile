@@ -9,7 +9,7 @@ STAMPS := .stamps
 demo: venv images ## vault a demo secret and run a sandboxed curl through the proxy
 	$(PY) -m runner.demo
 
-test: venv images ## every test, the Docker ones included
+test: venv images lint ## lint, then every test, the Docker ones included
 	$(PY) -m pytest -q
 
 bench: venv images ## proxy throughput/latency and run start-up ratios

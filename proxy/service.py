@@ -51,6 +51,7 @@ class ProxyService:
         self._handle: Callable[..., Any] | None = None
         self._set_ca: Callable[[str], None] = lambda _p: None
         self.shutdown: Callable[[], None] = lambda: None
+        self.ephemeral_owner: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def ready(self, shutdown: Callable[[], None], set_ca: Callable[[str], None]) -> None:
@@ -73,6 +74,8 @@ class ProxyService:
             for run in self.engine.runs():
                 if not alive(run.owner_pid):
                     await self.unregister(run.run_id)
+            if self.ephemeral_owner is not None and not alive(self.ephemeral_owner):
+                self.shutdown()  # an ephemeral service lives only as long as its runner
 
     # -- control ----------------------------------------------------------------------
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -223,14 +226,19 @@ async def amain(argv: list[str]) -> int:
     async def on_running(handle: Callable[..., Any]) -> None:
         await service.on_running(handle)
         if initial is not None:
+            # Watch stdin first: a runner that died while we started must still stop us.
+            loop.run_in_executor(None, _wait_eof, service.shutdown)
+            service.ephemeral_owner = initial.get("owner_pid")
             try:
                 reply = await service.register(initial)
             except CoatcheckError as exc:
                 reply = {"ok": False, "error": exc.message}
-            print(json.dumps(reply), flush=True)
+            try:
+                print(json.dumps(reply), flush=True)
+            except OSError:  # the runner is gone
+                reply["ok"] = False
             if not reply["ok"]:
                 service.shutdown()
-            loop.run_in_executor(None, _wait_eof, service.shutdown)
         else:
             print(json.dumps({"ok": True, "control": str(service.paths.control)}), flush=True)
 

@@ -74,6 +74,25 @@ def check_secrets_exist(home: Path, names: tuple[str, ...]) -> list[Any]:
     return [known[n] for n in names]
 
 
+def check_flags(req: RunRequest) -> None:
+    """Refuse bad --allow, --resolve, --allow-cidr and --on-leak before anything starts."""
+    from proxy.runs import parse_run
+
+    parse_run(
+        {
+            "run_id": "r-check",
+            "allow": list(req.allow),
+            "resolve": list(req.resolve),
+            "allow_cidr": list(req.allow_cidr),
+            "on_leak": req.on_leak,
+        }
+    )
+    if req.secrets:
+        from vault.keystore import default_keystore
+
+        default_keystore()  # no key, no values: say how to fix it now, not mid-run
+
+
 def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> dict[str, Any]:
     pems = []
     for path in req.upstream_ca:
@@ -185,6 +204,7 @@ def execute(
     err = stderr or sys.stderr.buffer
     started = time.monotonic()
     run_id = new_run_id()
+    check_flags(req)
     metas = check_secrets_exist(home, req.secrets)
     shaped = any(m.placeholder_format == "shaped" for m in metas)
     phs = {name: placeholders.mint() for name in req.secrets}

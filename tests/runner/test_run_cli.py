@@ -145,6 +145,25 @@ def test_unknown_secret_exits_125_with_the_command_that_fixes_it(home: Home) -> 
     assert "coatcheck vault set NO_SUCH_SECRET --domains" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "fix"),
+    [
+        ("--resolve", "api.coatcheck.test:not-an-ip", "use HOST:ADDR"),
+        ("--allow", "*", '"*.example.com"'),
+        ("--allow-cidr", "not-a-cidr", "not an address range"),
+        ("--allow-cidr", "0.0.0.0/0", "would allow every address"),
+    ],
+    ids=["resolve-not-an-ip", "allow-star", "cidr-garbage", "cidr-everything"],
+)
+def test_invalid_policy_flag_fails_even_when_the_command_is_quick(
+    home: Home, flag: str, value: str, fix: str
+) -> None:
+    # `true` ends at once: the run must not report success before its policy was accepted.
+    r = coatcheck(home, "run", flag, value, "--", "true")
+    assert r.code in (2, 125), str(r)
+    assert r.stderr.startswith("coatcheck: error:") and fix in r.stderr, str(r)
+
+
 # -- --env ------------------------------------------------------------------------------------
 def test_env_values_are_visible_inside(home: Home) -> None:
     r = coatcheck(home, "run", "--env", "GREETING=hello-sandbox", "--env", "SPACED=a b=c", "--",

@@ -65,8 +65,8 @@ def test_relay_reaches_the_unix_socket(tmp_path):
     threading.Thread(target=echo_once, daemon=True).start()
     port = free_port()
     script = (
-        "import socket;s=socket.create_connection(('127.0.0.1',%d));s.sendall(b'hi');"
-        "print(s.recv(100).decode())" % port
+        f"import socket;s=socket.create_connection(('127.0.0.1',{port}));s.sendall(b'hi');"
+        "print(s.recv(100).decode())"
     )
     p = start(tmp_path, sys.executable, "-c", script, port=port)
     out, _ = p.communicate(timeout=15)

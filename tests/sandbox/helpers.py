@@ -116,7 +116,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=10)  # may time out if an orphaned child still holds a pipe
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    proc.wait(timeout=10)
 
 
 def vault_set(home: Home, name: str, value: str, domains: str) -> None:

@@ -140,7 +140,12 @@ def routes() -> list[str]:
     return [line.split()[1] for line in (text("/proc/net/route") or "").splitlines()[1:] if line]
 
 
-def run_dir_listing() -> dict[str, str]:
+def run_dir_listing(wait: float = 20.0) -> dict[str, str]:
+    """What the mounted run dir holds, once the proxy has made its socket there (the sandbox
+    may start while its proxy is still starting)."""
+    deadline = time.monotonic() + wait
+    while not os.path.exists("/run/coatcheck/proxy.sock") and time.monotonic() < deadline:
+        time.sleep(0.05)
     out = {}
     for name in sorted(os.listdir("/run/coatcheck")):
         mode = os.lstat(os.path.join("/run/coatcheck", name)).st_mode

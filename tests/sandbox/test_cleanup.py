@@ -1,22 +1,26 @@
 """security.md: "cleanup that survives crashes (label everything; reap orphans at start)".
 
-``coatcheck run`` is SIGKILLed while its sandbox runs: its ephemeral proxy must notice (its
-stdin closes) and exit by itself, and the next ``coatcheck run`` must reap the orphaned
-container.
+``coatcheck run`` is SIGKILLed: its ephemeral proxy must notice (its stdin closes) and exit by
+itself, whether it was already serving or still starting, and the next ``coatcheck run`` must
+reap the orphaned container.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.sandbox.helpers import (
+    COATCHECK,
     RUN_LABEL,
     Home,
     Result,
@@ -25,26 +29,72 @@ from tests.sandbox.helpers import (
     kill_if_alive,
     pid_state,
     remove_sandboxes,
-    start_coatcheck,
-    stop,
     wait_for_sandbox,
 )
 
 pytestmark = pytest.mark.docker
 
 PROXY_EXIT_S = 10.0
+# The sandbox proves its proxy serves (a refused request: exfil.invalid is on no allowlist, so
+# nothing leaves the proxy), then waits to be orphaned.
+SERVED_THEN_SLEEP = (
+    'curl -s -o /dev/null -w "served %{http_code}\\n" http://exfil.invalid/; sleep 60'
+)
 
 
 @dataclass
-class Crash:
-    run_id: str
-    proxy_pid: int
-    proxy_exit_after: float | None
-    socket_dir: Path
-    socket_dir_left: bool
-    orphan_running_before: bool
-    next_run: Result
-    left: list[Any]
+class Runner:
+    """A ``coatcheck run`` whose output goes to a file (its orphaned proxy may inherit it)."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    proxies: list[tuple[int, Path]] = field(default_factory=list)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def ephemeral_proxy(self, timeout: float = 30) -> tuple[int, Path]:
+        """(pid, socket dir) of the proxy service this runner started."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [(pid, cmd) for pid, cmd in children(self.proc.pid) if "proxy.service" in cmd]
+            if found:
+                pid, cmd = found[0]
+                self.proxies.append((pid, Path(cmd.split("--sockets ", 1)[1].split()[0])))
+                return self.proxies[-1]
+            assert self.proc.poll() is None, f"coatcheck run exited: {self.output()}"
+            assert time.monotonic() < deadline, "coatcheck run started no proxy service"
+            time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def runner(home: Home, docker_api: Any, *command: str) -> Iterator[Runner]:
+    """Start ``coatcheck run -- COMMAND``; in the end kill what is left of it: the runner, its
+    proxy (which a crash may have orphaned) and that proxy's socket dir, its containers."""
+    log = home.root / "runner.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen((*COATCHECK, "run", "--", *command), env=home.env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)  # fmt: skip
+    run = Runner(proc, log)
+    try:
+        yield run
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        for pid, sockets in run.proxies:
+            kill_if_alive(pid)
+            shutil.rmtree(sockets, ignore_errors=True)
+        remove_sandboxes(docker_api, proc.pid)
+
+
+def seconds_until_gone(pid: int, since: float) -> float | None:
+    """Seconds from ``since`` until ``pid`` exited (or None if it still runs PROXY_EXIT_S on)."""
+    while time.monotonic() - since < PROXY_EXIT_S:
+        if pid_state(pid) in (None, "Z"):
+            return time.monotonic() - since
+        time.sleep(0.05)
+    return None
 
 
 def _containers(client: Any, run_id: str) -> list[Any]:
@@ -55,45 +105,40 @@ def _containers(client: Any, run_id: str) -> list[Any]:
     )
 
 
+# -- killed while the sandbox runs and its proxy serves -----------------------------------------
+@dataclass
+class Crash:
+    proxy_pid: int
+    proxy_exit_after: float | None
+    socket_dir: Path
+    socket_dir_left: bool
+    orphan_running_before: bool
+    next_run: Result
+    left: list[Any]
+
+
 @pytest.fixture(scope="module")
 def crash(tmp_path_factory: pytest.TempPathFactory, docker_api: Any) -> Iterator[Crash]:
     home = Home(tmp_path_factory.mktemp("crash"))
-    proc = start_coatcheck(home, "run", "--", "sleep", "60")
-    proxy_pid = 0
-    try:
-        container = wait_for_sandbox(docker_api, proc)
-        run_id = container.labels[RUN_LABEL]
-        proxies = [(pid, cmd) for pid, cmd in children(proc.pid) if "proxy.service" in cmd]
-        assert len(proxies) == 1, children(proc.pid)
-        proxy_pid, cmdline = proxies[0]
-        socket_dir = Path(cmdline.split("--sockets ", 1)[1].split()[0])
-        assert socket_dir.is_dir()
-        deadline = time.monotonic() + 30
-        while container.status != "running":
-            assert time.monotonic() < deadline, container.status
-            time.sleep(0.1)
-            container.reload()
-
-        proc.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        proc.wait(timeout=10)
-        # At once: any other `coatcheck run` on this host may reap the orphan from now on.
-        orphan_running = [c.status for c in _containers(docker_api, run_id)] == ["running"]
-        exit_after = None
-        while time.monotonic() - killed < PROXY_EXIT_S:
-            if pid_state(proxy_pid) in (None, "Z"):
-                exit_after = time.monotonic() - killed
-                break
+    with runner(home, docker_api, "sh", "-c", SERVED_THEN_SLEEP) as run:
+        proxy_pid, socket_dir = run.ephemeral_proxy()
+        run_id = wait_for_sandbox(docker_api, run.proc).labels[RUN_LABEL]
+        deadline = time.monotonic() + 60
+        while "served 403" not in run.output():
+            assert run.proc.poll() is None, run.output()
+            assert time.monotonic() < deadline, run.output()
             time.sleep(0.05)
 
+        run.proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        run.proc.wait(timeout=10)
+        # At once: any other `coatcheck run` on this host may reap the orphan from now on.
+        orphan_running = [c.status for c in _containers(docker_api, run_id)] == ["running"]
+        exit_after = seconds_until_gone(proxy_pid, killed)
+        left = socket_dir.exists()
         next_run = coatcheck(home, "run", "--", "true")
-        yield Crash(run_id, proxy_pid, exit_after, socket_dir, socket_dir.exists(), orphan_running,
-                    next_run, _containers(docker_api, run_id))  # fmt: skip
-    finally:
-        stop(proc)
-        if proxy_pid:
-            kill_if_alive(proxy_pid)
-        remove_sandboxes(docker_api, proc.pid)
+        yield Crash(proxy_pid, exit_after, socket_dir, left, orphan_running, next_run,
+                    _containers(docker_api, run_id))  # fmt: skip
 
 
 def test_ephemeral_proxy_exits_by_itself_when_its_runner_is_killed(crash: Crash) -> None:
@@ -114,3 +159,21 @@ def test_killed_runner_leaves_an_orphan_sandbox(crash: Crash) -> None:
 def test_next_run_reaps_the_orphaned_sandbox(crash: Crash) -> None:
     assert crash.next_run.code == 0, str(crash.next_run)
     assert crash.left == []
+
+
+# -- killed while its proxy is still starting --------------------------------------------------
+def test_ephemeral_proxy_exits_when_its_runner_is_killed_while_it_starts(
+    tmp_path: Path, docker_api: Any
+) -> None:
+    home = Home(tmp_path)
+    with runner(home, docker_api, "sleep", "60") as run:
+        proxy_pid, socket_dir = run.ephemeral_proxy()
+        run.proc.send_signal(signal.SIGKILL)  # before the service could say it is ready
+        killed = time.monotonic()
+        run.proc.wait(timeout=10)
+        exit_after = seconds_until_gone(proxy_pid, killed)
+        left = sorted(socket_dir.rglob("*")) if socket_dir.exists() else None
+    assert exit_after is not None, (
+        f"proxy pid {proxy_pid} still alive {PROXY_EXIT_S}s after its runner was killed; "
+        f"its socket dir holds {left}"
+    )

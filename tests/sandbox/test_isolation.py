@@ -10,6 +10,7 @@ No probe targets a public address: canaries live on this machine, outside names 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,10 @@ def iso(tmp_path_factory: pytest.TempPathFactory, docker_api: Any,
         for canary in (*tcp, udp):
             self_test(canary)
         socket.create_connection((neighbour.ip, neighbour.port), timeout=5).close()
+        deadline = time.monotonic() + 10
+        while neighbour.connections() != 1:  # the neighbour records the host's connection
+            assert time.monotonic() < deadline, neighbour.container.logs()
+            time.sleep(0.05)
         gateway = bridge_gateway(docker_api, neighbour.container)
         addresses = host_addresses(gateway)[1:]  # all but 127.0.0.1, which has its own canary
         arg = {
