@@ -191,8 +191,10 @@ class Coatcheck:
         out = rewrite.rewrite_head(req.headers.fields, req.path, swaps, scanner)
         if self._leaked(flow, run, out.leaks):
             return None
-        req.headers.fields = out.fields
-        req.path = out.path
+        if out.fields is not req.headers.fields:
+            req.headers.fields = out.fields
+        if out.path is not req.path:
+            req.path = out.path
         flow.metadata["cc_injected"] = sorted(out.injected)
         flow.metadata["cc_out"] = (out, swaps, scanner)
         needs_body = any("body" in s.surfaces for s in secrets) or run.on_leak == "block"

@@ -32,6 +32,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv6Address
 
 import idna
@@ -50,6 +51,7 @@ def _q(text: str) -> str:
     return f'"{text}"' if text.isprintable() else json.dumps(text)
 
 
+@lru_cache(maxsize=8192)
 def normalize_host(host: str) -> str:
     """The canonical form of a host name or IP literal; InvalidDomain if it is neither.
 

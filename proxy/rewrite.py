@@ -23,7 +23,7 @@ from proxy.substitute import (
 )
 
 MAX_INSPECT_BYTES = 16 * 1024 * 1024
-PROXY_ONLY = frozenset(("proxy-authorization", "proxy-connection", "proxy-authenticate"))
+PROXY_ONLY = frozenset((b"proxy-authorization", b"proxy-connection", b"proxy-authenticate"))
 Fields = tuple[tuple[bytes, bytes], ...]
 
 
@@ -46,27 +46,40 @@ def too_large() -> Decision:
 
 def rewrite_head(fields: Fields, path: str, swaps: Sequence[Swap], scanner: LeakScanner) -> Outcome:
     """Swap placeholders in headers and query where ``swaps`` allow; scan for placeholders that
-    must not go here. Runs before anything is sent upstream, streamed body or not."""
-    out = Outcome(fields=(), path=path)
+    must not go here. Runs before anything is sent upstream, streamed body or not.
+
+    The hot path of every request: one leak scan over all header values and the path, and only
+    headers that hold a placeholder (or a Basic credential) are decoded and rewritten.
+    """
+    out = Outcome(fields=fields, path=path)
+    out.leaks = scanner.scan(b"\n".join(v for _, v in fields) + b"\n" + path.encode())
+    needles = [s.placeholder.encode() for s in swaps]
+    basic = any("basic" in s.surfaces for s in swaps)
     new_fields = []
+    changed = False
     for key, raw in fields:
-        name = key.decode("latin-1").lower()
+        name = key.lower()
         if name in PROXY_ONLY:
+            changed = True
             continue
-        value = raw.decode("utf-8", "surrogateescape")
-        if name == "content-type":
-            out.content_type = value
-        elif name == "content-encoding":
-            out.encoding = value
-        out.leaks |= scanner.scan_text(value)
-        if (payload := basic_payload(value)) is not None:
-            out.leaks |= scanner.scan_text(payload)
-        if swaps:
-            value, used = swap_header(value, swaps)
-            out.injected |= used
-        new_fields.append((key, value.encode("utf-8", "surrogateescape")))
-    out.fields = tuple(new_fields)
-    out.leaks |= scanner.scan_text(path)
+        if name == b"content-type":
+            out.content_type = raw.decode("latin-1")
+        elif name == b"content-encoding":
+            out.encoding = raw.decode("latin-1")
+        is_basic = raw[:6].lower() == b"basic "
+        if is_basic:
+            payload = basic_payload(raw.decode("latin-1"))
+            if payload is not None:
+                out.leaks |= scanner.scan_text(payload)
+        if (basic and is_basic) or any(n in raw for n in needles):
+            value, used = swap_header(raw.decode("utf-8", "surrogateescape"), swaps)
+            if used:
+                out.injected |= used
+                raw = value.encode("utf-8", "surrogateescape")
+                changed = True
+        new_fields.append((key, raw))
+    if changed:
+        out.fields = tuple(new_fields)
     if "?" in path and any("query" in s.surfaces for s in swaps):
         base, _, query = path.partition("?")
         query, used = swap_query(query, swaps)

@@ -49,10 +49,12 @@ class RunPolicy:
     allow_cidrs: tuple[IPv4Network | IPv6Network, ...] = ()
     on_leak: str = "log"
     owner_pid: int | None = None
+    allowlist: tuple[DomainPattern, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def allowlist(self) -> tuple[DomainPattern, ...]:
-        return tuple(p for s in self.secrets for p in s.domains) + self.allow
+    def __post_init__(self) -> None:
+        # Every secret's domains plus --allow; asked on every request, so computed once.
+        allowed = tuple(p for s in self.secrets for p in s.domains) + self.allow
+        object.__setattr__(self, "allowlist", allowed)
 
 
 _AMBIGUOUS_PATH = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)|//|\\|%2f|%5c", re.IGNORECASE)

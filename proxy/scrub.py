@@ -129,7 +129,11 @@ def _table_for(pairs: tuple[tuple[bytes, bytes], ...]) -> _Table | None:
 
 
 def _table(pairs: Pairs) -> _Table | None:
-    return _table_for(tuple((bytes(n), bytes(r)) for n, r in pairs)) if pairs else None
+    if not pairs:
+        return None
+    if type(pairs) is tuple:  # the hot path: a run's pairs, built once per vault generation
+        return _table_for(pairs)
+    return _table_for(tuple((bytes(n), bytes(r)) for n, r in pairs))
 
 
 class Scrubber:
