@@ -384,6 +384,13 @@ class _RunWriter:
             return ("127.0.0.1", 0)
         return self._writer.get_extra_info(name, default)
 
+    # The calls mitmproxy makes per write, passed straight through (no __getattr__ lookup).
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)
 
