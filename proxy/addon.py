@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import connection, ctx, http, options, tls
-from mitmproxy.addons import default_addons
+from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 from mitmproxy.proxy import server_hooks
 
@@ -27,7 +27,7 @@ from proxy import responses, rewrite
 from proxy.decoders import DecodeError
 from proxy.engine import Engine, RunView
 from proxy.leaks import StreamLeakScanner
-from proxy.policy import Decision, decide_destination, deny, injectable
+from proxy.policy import Decision, decide_destination, deny
 from proxy.runs import RunPolicy
 from proxy.scrub import scrub_bytes
 from proxy.tunnels import Tunnel, check_request, norm
@@ -172,19 +172,22 @@ class Coatcheck:
                 return self._refuse(flow, dest)
             tunnel = Tunnel(norm(req.host), req.port, plain=True)
             self.tunnels[flow.client_conn.id] = tunnel
-        if run is None:
+        if run is None or view is None:
             return self._refuse(flow, deny("unknown_client", "no run"))
         decision = check_request(
-            run, tunnel, (req.host, req.port), req.headers.get_all("host"), req.authority or None
+            view.destination,
+            tunnel,
+            (req.host, req.port),
+            req.headers.get_all("host"),
+            req.authority or None,
         )
         if not decision.allowed:
             return self._refuse(flow, decision)
         flow.metadata["cc_decision"] = decision
-        secrets = injectable(
-            run, tunnel.host, tunnel.port, req.method, req.path, tls=req.scheme == "https"
+        secrets = view.injectable(
+            tunnel.host, tunnel.port, req.method, req.path, tls=req.scheme == "https"
         )
         flow.metadata["cc_secrets"] = secrets
-        assert view is not None  # noqa: S101 - run is not None
         swaps = view.swaps(secrets)
         scanner = view.leak_scanner(secrets)
         # Headers and query are rewritten here: with a streamed body they leave right after.
@@ -250,7 +253,14 @@ class Coatcheck:
         if not req.raw_content:
             return None
         before = set(out.leaks)
-        rewrite.rewrite_body(out, req.raw_content, swaps, scanner)
+        rewrite.rewrite_body(
+            out,
+            req.raw_content,
+            req.headers.get("content-type", ""),
+            req.headers.get("content-encoding", ""),
+            swaps,
+            scanner,
+        )
         if self._leaked(flow, run, out.leaks - before):
             return None
         if out.problem is not None:
@@ -276,7 +286,9 @@ class Coatcheck:
             return
         pairs = view.scrub_pairs
         if pairs:
-            resp.headers.fields = responses.scrub_fields(resp.headers.fields, pairs)
+            fields = responses.scrub_fields(resp.headers.fields, pairs)
+            if fields is not resp.headers.fields:
+                resp.headers.fields = fields
             resp.reason = responses.scrub_reason(resp.reason, pairs)
         bodiless = flow.request.method == "HEAD" or resp.status_code in (101, 204, 304)
         if bodiless or resp.status_code < 200:
@@ -434,7 +446,15 @@ async def serve(
     """Run mitmproxy with the coatcheck addon until shut down."""
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)
     master = Master(options.Options(), with_termlog=False)
-    master.addons.add(*default_addons())
+    # Only what an intercepting explicit proxy needs: no onboarding app, no map/modify/replay
+    # features, no scripts. Fewer addons is less attack surface and less work per request.
+    master.addons.add(
+        core.Core(),
+        proxyserver.Proxyserver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        disable_h2c.DisableH2C(),
+    )
     master.addons.add(Coatcheck(engine, audit), _Running(on_running))
     configure(master, confdir, upstream_ca)
 

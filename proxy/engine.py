@@ -13,16 +13,17 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from proxy.domains import parse_pattern
 from proxy.forms import paired_forms
 from proxy.leaks import LeakScanner
-from proxy.policy import Decision, allow, decide_address, deny
+from proxy.policy import Decision, allow, decide_address, decide_destination, deny, injectable
 from proxy.runs import RunPolicy, RunSecret
 from proxy.substitute import Swap
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+MEMO_LIMIT = 4096
 
 
 class SecretValues(Protocol):
@@ -78,6 +79,30 @@ class RunView:
     values: dict[str, str] = field(default_factory=dict)
     scrub_pairs: tuple[tuple[bytes, bytes], ...] = ()
     scanners: dict[tuple[str, ...], LeakScanner] = field(default_factory=dict)
+    _memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+    def _remember(self, key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
+        # Decisions are pure functions of the run (fixed for this view) and the request's
+        # coordinates, so a keep-alive connection asks the policy once, not per request.
+        try:
+            return self._memo[key]
+        except KeyError:
+            if len(self._memo) > MEMO_LIMIT:
+                self._memo.clear()
+            value = self._memo[key] = compute()
+            return value
+
+    def destination(self, host: str, port: int) -> Decision:
+        return self._remember(
+            ("dest", host, port), lambda: decide_destination(self.run, host, port)
+        )
+
+    def injectable(
+        self, host: str, port: int, method: str, path: str, *, tls: bool
+    ) -> tuple[RunSecret, ...]:
+        by_path = any(s.paths for s in self.run.secrets)
+        key = ("inj", host, port, method, tls, path.split("?", 1)[0] if by_path else "")
+        return self._remember(key, lambda: injectable(self.run, host, port, method, path, tls=tls))
 
     def swaps(self, secrets: tuple[RunSecret, ...]) -> list[Swap]:
         """Swaps for the secrets that still have a value (a removed name swaps nothing)."""

@@ -6,6 +6,7 @@ here knows mitmproxy. Proxy-only headers are dropped on the way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,50 +37,30 @@ class Outcome:
     leaks: set[str] = field(default_factory=set)
     problem: Decision | None = None
     status: int = 403
-    content_type: str = ""
-    encoding: str = ""
 
 
 def too_large() -> Decision:
     return deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
 
 
+_BASIC = re.compile(rb"(?i)basic ")
+
+
 def rewrite_head(fields: Fields, path: str, swaps: Sequence[Swap], scanner: LeakScanner) -> Outcome:
     """Swap placeholders in headers and query where ``swaps`` allow; scan for placeholders that
     must not go here. Runs before anything is sent upstream, streamed body or not.
 
-    The hot path of every request: one leak scan over all header values and the path, and only
-    headers that hold a placeholder (or a Basic credential) are decoded and rewritten.
+    The hot path of every request: one leak scan over all header values and the path; headers
+    are only walked when one holds a placeholder, a Basic credential or is proxy-only.
     """
     out = Outcome(fields=fields, path=path)
-    out.leaks = scanner.scan(b"\n".join(v for _, v in fields) + b"\n" + path.encode())
-    needles = [s.placeholder.encode() for s in swaps]
-    basic = any("basic" in s.surfaces for s in swaps)
-    new_fields = []
-    changed = False
-    for key, raw in fields:
-        name = key.lower()
-        if name in PROXY_ONLY:
-            changed = True
-            continue
-        if name == b"content-type":
-            out.content_type = raw.decode("latin-1")
-        elif name == b"content-encoding":
-            out.encoding = raw.decode("latin-1")
-        is_basic = raw[:6].lower() == b"basic "
-        if is_basic:
-            payload = basic_payload(raw.decode("latin-1"))
-            if payload is not None:
-                out.leaks |= scanner.scan_text(payload)
-        if (basic and is_basic) or any(n in raw for n in needles):
-            value, used = swap_header(raw.decode("utf-8", "surrogateescape"), swaps)
-            if used:
-                out.injected |= used
-                raw = value.encode("utf-8", "surrogateescape")
-                changed = True
-        new_fields.append((key, raw))
-    if changed:
-        out.fields = tuple(new_fields)
+    values = b"\n".join(v for _, v in fields)
+    out.leaks = scanner.scan(values + b"\n" + path.encode())
+    needles = [s.placeholder.encode() for s in swaps if s.placeholder.encode() in values]
+    has_basic = _BASIC.search(values) is not None
+    names = [k.lower() for k, _ in fields]
+    if needles or has_basic or not PROXY_ONLY.isdisjoint(names):
+        _walk(out, fields, names, needles, swaps, scanner)
     if "?" in path and any("query" in s.surfaces for s in swaps):
         base, _, query = path.partition("?")
         query, used = swap_query(query, swaps)
@@ -88,9 +69,42 @@ def rewrite_head(fields: Fields, path: str, swaps: Sequence[Swap], scanner: Leak
     return out
 
 
-def rewrite_body(out: Outcome, body: bytes, swaps: Sequence[Swap], scanner: LeakScanner) -> None:
+def _walk(
+    out: Outcome,
+    fields: Fields,
+    names: list[bytes],
+    needles: list[bytes],
+    swaps: Sequence[Swap],
+    scanner: LeakScanner,
+) -> None:
+    new_fields = []
+    for (key, raw), name in zip(fields, names, strict=True):
+        if name in PROXY_ONLY:
+            continue
+        is_basic = raw[:6].lower() == b"basic "
+        if is_basic:
+            payload = basic_payload(raw.decode("latin-1"))
+            if payload is not None:
+                out.leaks |= scanner.scan_text(payload)
+        if is_basic or any(n in raw for n in needles):
+            value, used = swap_header(raw.decode("utf-8", "surrogateescape"), swaps)
+            if used:
+                out.injected |= used
+                raw = value.encode("utf-8", "surrogateescape")
+        new_fields.append((key, raw))
+    out.fields = tuple(new_fields)
+
+
+def rewrite_body(
+    out: Outcome,
+    body: bytes,
+    content_type: str,
+    encoding: str,
+    swaps: Sequence[Swap],
+    scanner: LeakScanner,
+) -> None:
     """For a buffered body: scan it (decoded), swap where a body surface allows, or refuse."""
-    _body(out, body, out.content_type, out.encoding, swaps, scanner)
+    _body(out, body, content_type, encoding, swaps, scanner)
 
 
 def _body(

@@ -205,3 +205,9 @@ def scrub_text(text: str, pairs: Pairs) -> str:
 def contains_any(data: bytes, needles: Iterable[bytes]) -> bool:
     """Does ``data`` contain any of the (non-empty) needles?"""
     return any(needle and needle in data for needle in needles)
+
+
+def found_in(data: bytes, pairs: Pairs) -> bool:
+    """Does ``data`` hold any needle of ``pairs``? (One regex search: a cheap pre-check.)"""
+    table = _table(pairs)
+    return table is not None and table.regex.search(data) is not None

@@ -9,12 +9,11 @@ connection is then checked against that destination: its target, Host header and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from proxy.domains import normalize_host
-from proxy.policy import Decision, check_binding, decide_destination, deny
-from proxy.runs import RunPolicy
+from proxy.policy import Decision, check_binding, deny
 from runner.errors import InvalidDomain
 
 
@@ -35,13 +34,14 @@ def norm(host: str) -> str:
 
 
 def check_request(
-    run: RunPolicy,
+    destination: Callable[[str, int], Decision],
     tunnel: Tunnel,
     target: tuple[str, int],
     host_headers: Sequence[str],
     authority: str | None,
 ) -> Decision:
-    """May this request go through this tunnel? Every claim must name its destination."""
+    """May this request go through this tunnel? Every claim must name its destination, and
+    ``destination`` (the run's policy) must allow it."""
     if tunnel.refused is not None:
         return tunnel.refused
     host, port = target
@@ -56,4 +56,4 @@ def check_request(
     binding = check_binding(tunnel.host, tunnel.port, host_headers, authority)
     if not binding.allowed:
         return binding
-    return decide_destination(run, tunnel.host, tunnel.port)
+    return destination(tunnel.host, tunnel.port)
