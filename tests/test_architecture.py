@@ -60,7 +60,7 @@ def test_secret_values_are_revealed_in_few_places():
 
 # proxy/addon.py is the whole mitmproxy adapter (hooks and start-up) in one module on purpose:
 # it is the only place that may import mitmproxy. Everything else stays near 300 lines.
-LIMITS = {"proxy/addon.py": 450}
+LIMITS = {"proxy/addon.py": 480}
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=rel)
