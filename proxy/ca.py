@@ -12,11 +12,6 @@ import datetime
 import os
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-
 from runner.home import ensure_private_dir
 
 CA_NAME = "coatcheck proxy CA"
@@ -29,6 +24,17 @@ def ensure_ca(confdir: Path) -> Path:
     cert_file = confdir / "mitmproxy-ca-cert.pem"
     if key_file.exists() and cert_file.exists():
         return cert_file
+    _create(confdir, key_file, cert_file)
+    return cert_file
+
+
+def _create(confdir: Path, key_file: Path, cert_file: Path) -> None:
+    # Imported only when a CA is made (once per COATCHECK_HOME): keeps `coatcheck run` fast.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
         [
@@ -76,7 +82,6 @@ def ensure_ca(confdir: Path) -> Path:
     os.replace(tmp, key_file)
     tmp.write_bytes(cert_pem)
     os.replace(tmp, cert_file)
-    return cert_file
 
 
 def write_sandbox_bundle(cert_file: Path, bundle: Path) -> Path:
