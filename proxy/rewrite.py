@@ -104,17 +104,6 @@ def rewrite_body(
     scanner: LeakScanner,
 ) -> None:
     """For a buffered body: scan it (decoded), swap where a body surface allows, or refuse."""
-    _body(out, body, content_type, encoding, swaps, scanner)
-
-
-def _body(
-    out: Outcome,
-    body: bytes,
-    content_type: str,
-    encoding: str,
-    swaps: Sequence[Swap],
-    scanner: LeakScanner,
-) -> None:
     if len(body) > MAX_INSPECT_BYTES:
         out.problem, out.status = too_large(), 413
         return

@@ -85,10 +85,11 @@ def test_refusal_reason(ip: str, reason: str) -> None:
         assert refusal_reason(parsed) == reason
 
 
+# Ordinary public addresses, only classified here: no test ever connects to one.
 PUBLIC = [
     "93.184.215.14",
-    "1.1.1.1",
-    "8.8.8.8",
+    "9.9.9.9",
+    "208.67.222.222",
     "172.32.0.1",
     "100.128.0.1",
     "2606:4700::1111",
