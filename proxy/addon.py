@@ -172,6 +172,7 @@ class Coatcheck:
                 return self._refuse(flow, dest)
             tunnel = Tunnel(norm(req.host), req.port, plain=True)
             self.tunnels[flow.client_conn.id] = tunnel
+        flow.metadata["cc_dest"] = (tunnel.host, tunnel.port)  # the audit names the real one
         if run is None or view is None:
             return self._refuse(flow, deny("unknown_client", "no run"))
         decision = check_request(

@@ -32,8 +32,8 @@ class Audit:
         kw: dict[str, Any] = {
             logs.RUN_ID: run.run_id if run is not None else None,
             logs.METHOD: req.method,
-            logs.HOST: _dest_host(flow),
-            logs.PORT: req.port,
+            logs.HOST: _dest(flow)[0],
+            logs.PORT: _dest(flow)[1],
             logs.PATH: req.path.split("?", 1)[0],
             logs.STATUS: status,
             logs.DECISION: ("allow" if final.allowed else "deny") if final else "deny",
@@ -53,12 +53,14 @@ class Audit:
             **{
                 logs.RUN_ID: run.run_id if run is not None else None,
                 logs.METHOD: req.method,
-                logs.HOST: _dest_host(flow),
+                logs.HOST: _dest(flow)[0],
                 logs.PATH: req.path.split("?", 1)[0],
                 logs.LEAKED_PLACEHOLDERS: names,
             },
         )
 
 
-def _dest_host(flow: Any) -> str:
-    return str(flow.request.host)
+def _dest(flow: Any) -> tuple[str, int]:
+    """The real destination (the tunnel's), not what the request's Host header claims."""
+    dest = flow.metadata.get("cc_dest")
+    return (str(dest[0]), int(dest[1])) if dest else (str(flow.request.host), flow.request.port)

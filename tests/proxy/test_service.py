@@ -171,3 +171,17 @@ def test_unregistered_run_socket_is_gone(proxy, upstream, token, monkeypatch):
     assert not Path(run.socket).exists()
     with client_for(run, proxy.ca_cert) as c, pytest.raises(httpx.ProxyError):
         c.get(f"https://api.coatcheck.test:{upstream.port}/echo")
+
+
+def test_audit_names_the_real_destination_not_the_host_header(proxy, upstream, token):
+    run = proxy.register(("SVC_TOKEN",))
+    ph = run.placeholders["SVC_TOKEN"]
+    with client_for(run, proxy.ca_cert) as c:
+        r = c.get(
+            f"https://api.coatcheck.test:{upstream.port}/echo",
+            headers={"Authorization": f"Bearer {ph}", "Host": "evil.test"},
+        )
+    assert r.status_code == 403 and r.headers["x-coatcheck-reason"] == "host_mismatch"
+    line = proxy.audit_for(run)[-1]
+    assert (line["host"], line["port"]) == ("api.coatcheck.test", upstream.port)
+    assert line["reason"] == "host_mismatch" and line["secrets_injected"] == []
