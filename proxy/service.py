@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from proxy import ca, placeholders
+from proxy import ca, control, placeholders
 from proxy.audit import Audit
 from proxy.engine import Engine, SecretValues
 from proxy.paths import ProxyPaths
@@ -215,6 +215,11 @@ async def amain(argv: list[str]) -> int:
 
     args = _parse_args(argv)
     service = build(args)
+    if not args.ephemeral and control.ping(service.paths.control) is not None:
+        raise UsageError(
+            f"a proxy service already answers at {service.paths.control} for this "
+            "COATCHECK_HOME; stop it first, or use it: `coatcheck run` finds it by itself"
+        )
     audit_path = args.audit_log or service.paths.audit_log
     audit_stream = open(audit_path, "a", buffering=1)  # noqa: SIM115
     loop = asyncio.get_running_loop()
@@ -241,6 +246,12 @@ async def amain(argv: list[str]) -> int:
                 service.shutdown()
         else:
             print(json.dumps({"ok": True, "control": str(service.paths.control)}), flush=True)
+            print(
+                f"coatcheck proxy: ready; runs register at {service.paths.control}; "
+                f"audit log {audit_path}; stop with Ctrl-C",
+                file=sys.stderr,
+                flush=True,
+            )
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: service.shutdown())
