@@ -229,7 +229,7 @@ def execute(
         # Otherwise the sandbox starts while the ephemeral proxy does: its init waits for the
         # run's socket, and `watch` kills it if the proxy refuses the run.
         if ephemeral is not None:
-            reply = ephemeral.reply or {} if ephemeral.ready.is_set() else {}
+            reply = (ephemeral.reply or {}) if ephemeral.ready.is_set() else {}
         phs = dict(reply.get("placeholders", phs))
         spec = SandboxSpec(
             run_id=run_id,
@@ -250,8 +250,6 @@ def execute(
             code = 125
             raise RegistrationRefused(refused)
         return code
-    except CoatcheckError:
-        raise
     finally:
         if warm:
             with contextlib.suppress(CoatcheckError):
