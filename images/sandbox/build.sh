@@ -11,5 +11,8 @@ trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/runner"
 cp "$top/runner/sandbox_init.py" "$ctx/runner/"
 cp "$here/Dockerfile" "$ctx/Dockerfile"
-docker build -q -t "$image" "$ctx" >/dev/null
-echo "built sandbox image $image"
+if ! docker build -q -t "$image" "$ctx" >"$ctx.log" 2>&1; then
+    cat "$ctx.log" >&2; rm -f "$ctx.log"; exit 1
+fi
+rm -f "$ctx.log"
+echo "sandbox image $image is up to date"
