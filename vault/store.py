@@ -93,7 +93,7 @@ class Vault:
     ) -> SecretMeta:
         """Store ``value`` under ``name``, creating or replacing it. Returns its metadata."""
         validate_name(name)
-        validate_value(value)
+        validate_value(value, shaped=placeholder_format == "shaped")
         canonical_domains = validate_domains(domains)
         canonical_surfaces = validate_surfaces(surfaces)
         canonical_methods = validate_methods(methods)

@@ -47,10 +47,11 @@ def validate_name(name: str) -> str:
     return name
 
 
-def validate_value(value: SecretValue) -> SecretValue:
+def validate_value(value: SecretValue, *, shaped: bool = False) -> SecretValue:
     """Return ``value`` if it can be injected safely, else raise InvalidValue.
 
-    Refuses an empty value, CR, LF and NUL (header injection) and values over 64 KiB.
+    Refuses an empty value, CR, LF and NUL (header injection) and values over 64 KiB; with
+    ``shaped``, a value too short for a shaped placeholder with 128 random bits.
     """
     raw = value.reveal()
     if not raw:
@@ -68,6 +69,10 @@ def validate_value(value: SecretValue) -> SecretValue:
             f"the secret value is {size} bytes, at most {MAX_VALUE_BYTES} are allowed; "
             "nothing was stored"
         )
+    if shaped:
+        from proxy.placeholders import mint_shaped
+
+        mint_shaped(raw)  # UsageError naming the fix (--placeholder-format opaque)
     return value
 
 
