@@ -78,7 +78,7 @@ def test_set_then_get(vault: Vault) -> None:
 def test_set_stores_canonical_rules(vault: Vault) -> None:
     meta = vault.set(
         "TOKEN",
-        SecretValue("v"),
+        SecretValue("ghp_" + "aB3x" * 10),  # long enough for a shaped placeholder
         ["API.Example.COM.", "*.b.example", "api.example.com"],
         surfaces=["header", "QUERY"],
         methods=["get", "HEAD"],
@@ -622,3 +622,9 @@ def test_no_value_in_logs_or_output(
     out = capsys.readouterr()
     assert SENTINEL not in caplog.text + out.out + out.err
     assert "TOKEN" in caplog.text
+
+
+def test_shaped_format_refuses_a_value_too_short_to_shape(vault: Vault) -> None:
+    with pytest.raises(UsageError, match="opaque"):
+        vault.set("TOKEN", SecretValue("ghp_12345678"), ["a.example"], placeholder_format="shaped")
+    assert vault.list() == []
