@@ -34,6 +34,7 @@ from proxy.tunnels import Tunnel, check_request, norm
 
 RUN_PEER = "run:"
 REASON_HEADER = "X-Coatcheck-Reason"
+HTTP_VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1", "HTTP/2.0"))
 _seq = itertools.count(1)
 
 
@@ -175,6 +176,12 @@ class Coatcheck:
         flow.metadata["cc_dest"] = (tunnel.host, tunnel.port)  # the audit names the real one
         if run is None or view is None:
             return self._refuse(flow, deny("unknown_client", "no run"))
+        if req.http_version not in HTTP_VERSIONS:
+            return self._refuse(
+                flow,
+                deny("bad_request_line", f"unsupported HTTP version {req.http_version!r}"),
+                400,
+            )
         decision = check_request(
             view.destination,
             tunnel,

@@ -345,3 +345,27 @@ def test_openssl_s_client_with_foreign_sni_gets_nothing_injected(
     assert "x-coatcheck-reason: sni_mismatch" in out.stdout.lower(), out.stdout + out.stderr
     assert len(upstream.received) == before
     trail.assert_contained(canary, seen=(out.stdout, out.stderr))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(b"GET / HTTP/1.1 trailing-junk", id="extra-token"),
+        pytest.param(b"GET\x00/ HTTP/1.1", id="nul-in-method"),
+        pytest.param(b"GET /\r/x HTTP/1.1", id="bare-cr-in-target"),
+        pytest.param(b"G ET / HTTP/1.1", id="split-method"),
+        pytest.param(b"GET / HTTP/9.9", id="bad-version"),
+    ],
+)
+def test_malformed_request_line_in_a_tunnel_is_refused(run, proxy, upstream, line):
+    before = len(upstream.received)
+    with open_tunnel(run.proxy_url, f"{API}:{upstream.port}", proxy.ca_cert, sni=API) as conn:
+        conn.send(line + b"\r\nHost: " + f"{API}:{upstream.port}".encode() + b"\r\n"
+                  + b"Authorization: Bearer " + run.placeholders["BIND_TOKEN"].encode()
+                  + b"\r\n\r\n")  # fmt: skip
+        try:
+            resp = conn.read()
+            assert 400 <= resp.status < 500, resp.raw()
+        except Closed:
+            pass  # closing the connection is a refusal too
+    assert len(upstream.received) == before, "a malformed request reached the upstream"
