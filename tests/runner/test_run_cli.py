@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.sandbox.helpers import (
+    COATCHECK,
     Home,
     Result,
     coatcheck,
@@ -136,6 +138,15 @@ def test_missing_image_exits_125_and_names_make_images(home: Home) -> None:
     assert r.code == 125, str(r)
     assert r.stderr.startswith("coatcheck: error:"), r.stderr
     assert "no/such:image" in r.stderr and "make images" in r.stderr
+
+
+def test_no_docker_engine_exits_125_and_says_how_to_start_one(home: Home) -> None:
+    env = dict(home.env, DOCKER_HOST=f"unix://{home.root}/no-docker.sock")
+    p = subprocess.run([*COATCHECK, "run", "--", "true"], env=env, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert p.returncode == 125, p.stderr
+    assert p.stderr.startswith("coatcheck: error:") and "Docker engine" in p.stderr
+    assert "dockerd" in p.stderr
 
 
 def test_unknown_secret_exits_125_with_the_command_that_fixes_it(home: Home) -> None:
