@@ -84,14 +84,6 @@ class Coatcheck:
         flow.metadata["cc_decision"] = decision
         flow.response = refusal(decision, status)
 
-    async def _check_address(self, run: RunPolicy, tunnel: Tunnel, host: str, port: int) -> bool:
-        address, decision = await self.engine.pick_address(run, host, port)
-        if not decision.allowed:
-            tunnel.refused = decision
-            return False
-        tunnel.checked[(host, port)] = address
-        return True
-
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         try:
             run = self._run(flow)
@@ -101,7 +93,7 @@ class Coatcheck:
                 host = norm(host)
                 tunnel = Tunnel(host, port)
                 self.tunnels[flow.client_conn.id] = tunnel
-                if await self._check_address(run, tunnel, host, port):
+                if await self.engine.check_tunnel(run, tunnel, host, port):
                     flow.metadata["cc_decision"] = decision
                     return
                 decision = tunnel.refused or deny("address_refused", "address refused")
@@ -125,19 +117,11 @@ class Coatcheck:
                 data.server.error = "coatcheck: no destination"
                 return
             host, port = data.server.address
-            tunnel = self.tunnels.get(data.client.id)
-            address = tunnel.checked.get((norm(host), port)) if tunnel else None
             run = self.engine.run(run_id_of(data.client))
-            if address is None and tunnel is not None and tunnel.plain and run is not None:
-                if await self._check_address(run, tunnel, norm(host), port):
-                    address = tunnel.checked[(norm(host), port)]
-                elif tunnel.refused is not None:
-                    data.server.error = f"coatcheck refused ({tunnel.refused.reason}): " + (
-                        tunnel.refused.detail
-                    )
-                    return
+            tunnel = self.tunnels.get(data.client.id)
+            address, error = await self.engine.dial_address(run, tunnel, norm(host), port)
             if address is None:
-                data.server.error = "coatcheck: destination was not checked"
+                data.server.error = error
                 return
             data.server.sni = norm(host)
             data.server.address = (address, port)
@@ -359,14 +343,25 @@ class Coatcheck:
         self.audit.request(flow, self._run(flow), flow.metadata.get("cc_decision"), status=status)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        """A protocol error. mitmproxy puts its message (which may quote what a hostile
+        upstream sent) into the 502 page for the client: if it holds a real value, the
+        connection is killed instead, and the audit line gets the scrubbed message."""
         if flow.request.method == "CONNECT":
             return
+        view = self._view(flow)
+        message = flow.error.msg if flow.error else "error"
+        if view is not None and view.scrub_pairs:
+            scrubbed = responses.scrub_reason(message, view.scrub_pairs)
+            if scrubbed != message:
+                message = scrubbed
+                if flow.killable:
+                    flow.kill()
         self.audit.request(
             flow,
-            self._run(flow),
+            view.run if view is not None else None,
             flow.metadata.get("cc_decision"),
             status=0,
-            error=flow.error.msg if flow.error else "error",
+            error=message,
         )
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:

@@ -21,6 +21,7 @@ from proxy.leaks import LeakScanner
 from proxy.policy import Decision, allow, decide_address, decide_destination, deny, injectable
 from proxy.runs import RunPolicy, RunSecret
 from proxy.substitute import Swap
+from proxy.tunnels import Tunnel
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 MEMO_LIMIT = 4096
@@ -176,6 +177,15 @@ class Engine:
         self._views[registered.run_id] = view
         return view
 
+    def all_scrub_pairs(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Every registered run's real values and their placeholders (for scrubbing logs)."""
+        pairs: list[tuple[bytes, bytes]] = []
+        for run_id in list(self._runs):
+            view = self.view(run_id)
+            if view is not None:
+                pairs.extend(view.scrub_pairs)
+        return tuple(pairs)
+
     def run(self, run_id: str | None) -> RunPolicy | None:
         view = self.view(run_id)
         return view.run if view is not None else None
@@ -221,3 +231,30 @@ class Engine:
                 return ip, decision
             last = decision
         return "", last
+
+    async def check_tunnel(self, run: RunPolicy, tunnel: Tunnel, host: str, port: int) -> bool:
+        """Resolve and check ``host`` for ``tunnel``; remember the address, or the refusal."""
+        address, decision = await self.pick_address(run, host, port)
+        if not decision.allowed:
+            tunnel.refused = decision
+            return False
+        tunnel.checked[(host, port)] = address
+        return True
+
+    async def dial_address(
+        self, run: RunPolicy | None, tunnel: Tunnel | None, host: str, port: int
+    ) -> tuple[str | None, str]:
+        """The address to dial for ``host:port``: the one checked for this tunnel, never a
+        fresh DNS answer. Plain-HTTP destinations are checked here, at dial time."""
+        if tunnel is None or run is None:
+            return None, "coatcheck: destination was not checked"
+        address = tunnel.checked.get((host, port))
+        if address is None and tunnel.plain:
+            if await self.check_tunnel(run, tunnel, host, port):
+                address = tunnel.checked[(host, port)]
+            elif tunnel.refused is not None:
+                refused = tunnel.refused
+                return None, f"coatcheck refused ({refused.reason}): {refused.detail}"
+        if address is None:
+            return None, "coatcheck: destination was not checked"
+        return address, ""

@@ -24,6 +24,7 @@ from typing import Any
 from proxy import ca, control, placeholders
 from proxy.audit import Audit
 from proxy.engine import Engine, SecretValues
+from proxy.logscrub import install_log_scrubber
 from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
 from runner.errors import CoatcheckError, UsageError
@@ -215,6 +216,7 @@ async def amain(argv: list[str]) -> int:
 
     args = _parse_args(argv)
     service = build(args)
+    install_log_scrubber(service.engine)
     if not args.ephemeral and control.ping(service.paths.control) is not None:
         raise UsageError(
             f"a proxy service already answers at {service.paths.control} for this "
