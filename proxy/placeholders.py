@@ -54,10 +54,3 @@ def mint_shaped(value: str) -> str:
 
 def is_opaque(text: str) -> bool:
     return bool(_OPAQUE_RE.match(text))
-
-
-def bits_of_randomness(alphabet_size: int, length: int) -> float:
-    return length * math.log2(alphabet_size) if alphabet_size > 1 else 0.0
-
-
-assert bits_of_randomness(len(_ALPHABET), _RANDOM_CHARS) >= MIN_BITS  # noqa: S101

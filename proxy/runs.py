@@ -17,9 +17,9 @@ from typing import Any
 from proxy.addresses import parse_cidrs
 from proxy.domains import DomainPattern, normalize_host, parse_pattern, parse_patterns
 from runner.errors import UsageError
+from vault.secret import SURFACES
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{3,63}$")
-SURFACES = ("header", "basic", "query", "body")
 ON_LEAK = ("log", "block")
 
 

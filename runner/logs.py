@@ -48,7 +48,3 @@ def json_logger(stream: IO[str] | None = None) -> Any:
         wrapper_class=structlog.make_filtering_bound_logger(0),
         cache_logger_on_first_use=True,
     )
-
-
-def fields(**kw: Any) -> dict[str, Any]:
-    return kw

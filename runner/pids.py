@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 
 def alive(pid: int | None) -> bool:
@@ -16,3 +17,15 @@ def alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for ``proc`` to exit; kill it if it hasn't within ``timeout`` seconds. Then close
+    its stdout pipe, if it has one."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

@@ -34,6 +34,7 @@ from runner.errors import (
     SandboxError,
     UsageError,
 )
+from runner.pids import wait_or_kill
 
 DEFAULT_IMAGE = "coatcheck/sandbox:latest"
 SERVICE_START_TIMEOUT_S = 30.0
@@ -178,13 +179,7 @@ class EphemeralProxy:
                 self.proc.stdin.close()
         if not self.ready.is_set():
             self.proc.kill()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        wait_or_kill(self.proc, timeout=5)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 

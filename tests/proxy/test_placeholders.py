@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
 
+from proxy import placeholders
 from proxy.placeholders import PREFIX, is_opaque, mint, mint_shaped
 from runner.errors import UsageError
 
@@ -40,3 +42,8 @@ def test_shaped_keeps_prefix_length_and_classes(value, prefix):
 def test_shaped_refuses_short_tokens():
     with pytest.raises(UsageError, match="opaque"):
         mint_shaped("ghp_abc123")
+
+
+def test_opaque_placeholders_carry_at_least_128_random_bits():
+    alphabet = len(placeholders._ALPHABET)
+    assert placeholders._RANDOM_CHARS * math.log2(alphabet) >= placeholders.MIN_BITS

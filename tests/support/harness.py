@@ -22,6 +22,7 @@ from proxy import control
 from proxy.paths import ProxyPaths
 from proxy.placeholders import mint
 from runner import sandbox_init
+from runner.pids import wait_or_kill
 
 
 def relay(socket_path: str) -> tuple[int, socket.socket]:
@@ -102,13 +103,7 @@ class ProxyHarness:
         for run in self.runs:
             run.close()
         self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        wait_or_kill(self.proc, timeout=10)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 
