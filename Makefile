@@ -2,40 +2,60 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+LATEST := .venv-latest
+LOCK := requirements.lock
 STAMPS := .stamps
+SOURCES := core proxy sandbox runner vault images examples tests
 
-.PHONY: demo test bench lint images docker venv clean
+.PHONY: demo test test-fast test-latest bench lint images docker venv lock clean
 
 demo: venv images ## vault a demo secret and run a sandboxed curl through the proxy
-	$(PY) -m runner.demo
+	$(PY) -I examples/demo.py
 
-test: venv images lint ## lint, then every test, the Docker ones included
-	$(PY) -m pytest -q
+test: venv images lint ## lint, then every test; fails if the Docker tier could not run
+	COATCHECK_REQUIRE_DOCKER=1 $(PY) -m pytest -q
+
+test-fast: venv ## the pure, vault and proxy tiers only (no Docker engine needed)
+	$(PY) -m pytest -q -m "not docker"
+
+# Drift check: the newest versions pyproject.toml allows, not the lock (CI runs it after `test`).
+test-latest: images
+	@test -x $(LATEST)/bin/python || $$(images/find-python.sh) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(mitmproxy|docker|cryptography|keyring|structlog|click|idna|brotli|backports.zstd|certifi|requests)==' | tr '\n' ' '; echo
+	COATCHECK_REQUIRE_DOCKER=1 $(LATEST)/bin/python -m pytest -q
 
 bench: venv images ## proxy throughput/latency and run start-up ratios
 	$(PY) tests/bench/bench.py
 
 lint: venv
-	$(VENV)/bin/ruff check proxy sandbox runner vault tests
-	$(VENV)/bin/ruff format --check proxy sandbox runner vault tests
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
 
 venv: $(STAMPS)/venv
 
-$(STAMPS)/venv: pyproject.toml
+# Installs exactly the versions in requirements.lock (refresh it with `make lock`).
+$(STAMPS)/venv: pyproject.toml $(LOCK)
 	@mkdir -p $(STAMPS)
 	@test -x $(PY) || { py=$$(images/find-python.sh) && echo "creating $(VENV) with $$py" && $$py -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	@touch $@
+
+lock: venv ## re-resolve requirements.lock from pyproject.toml (newest allowed versions)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.12 \
+	    --no-header --quiet -o $(LOCK)
+	@echo "updated $(LOCK); run 'make test' before committing it"
 
 docker:
 	@images/ensure-docker.sh
 
-images: docker
+images: venv docker
 	@command -v debootstrap >/dev/null || { echo "installing debootstrap..."; apt-get install -y -qq debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }; }
-	@images/sandbox/build.sh
+	$(VENV)/bin/coatcheck images build
 
 clean:
-	rm -rf $(VENV) $(STAMPS)
+	rm -rf $(VENV) $(LATEST) $(STAMPS)
 	-docker rm -f $$(docker ps -aq --filter label=org.coatcheck.run) 2>/dev/null

@@ -1,6 +1,6 @@
 """The audit trail: one JSON line per request the proxy decided on, never a value.
 
-Keys come from runner.logs. A line names the run, the method, the real destination host, the
+Keys come from core.logs. A line names the run, the method, the real destination host, the
 path without its query, the status, the decision and its reason, and the *names* of the secrets
 injected. Leak signals are separate ``placeholder_leak`` lines.
 """
@@ -11,7 +11,7 @@ import threading
 import time
 from typing import IO, Any
 
-from runner import logs
+from core import logs
 
 
 class Audit:

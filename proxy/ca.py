@@ -12,7 +12,7 @@ import datetime
 import os
 from pathlib import Path
 
-from runner.home import ensure_private_dir
+from core.home import ensure_private_dir
 
 CA_NAME = "coatcheck proxy CA"
 

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from runner.errors import ProxyUnavailable, RegistrationRefused
+from core.errors import ProxyUnavailable, RegistrationRefused
 
 MAX_LINE = 4 * 1024 * 1024
 

@@ -8,14 +8,19 @@ unscrubbed.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Protocol
 
 import brotli
-import zstandard
 
-from runner.errors import CoatcheckError
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:  # the backport of the 3.14 standard library module, declared in pyproject.toml
+    from backports import zstd
+
+from core.errors import CoatcheckError
 
 
 class DecodeError(CoatcheckError):
@@ -66,12 +71,20 @@ def _brotli() -> _Step:
 
 
 def _zstd() -> _Step:
-    obj = zstandard.ZstdDecompressor().decompressobj()
+    # One decompressor per frame: a body may hold several frames back to back.
+    state = [zstd.ZstdDecompressor()]
 
     def step(data: bytes, final: bool = False) -> bytes:
+        out = []
         try:
-            return obj.decompress(data) if data else b""
-        except zstandard.ZstdError as exc:
+            while data:
+                obj = state[0]
+                if obj.eof:
+                    state[0] = obj = zstd.ZstdDecompressor()
+                out.append(obj.decompress(data))
+                data = obj.unused_data if obj.eof else b""
+            return b"".join(out)
+        except zstd.ZstdError as exc:
             raise DecodeError(f"corrupt zstd body: {exc}") from None
 
     return step

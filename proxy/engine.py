@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from proxy.domains import parse_pattern
+from core.domains import parse_pattern
 from proxy.forms import paired_forms
 from proxy.leaks import LeakScanner
 from proxy.policy import Decision, allow, decide_address, decide_destination, deny, injectable

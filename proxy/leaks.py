@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
+from core.placeholders import PREFIX
 from proxy.forms import base64_cores, forms
-from proxy.placeholders import PREFIX
 
 _UNICODE_ESCAPE = re.compile(rb"\\u00([0-7][0-9a-fA-F])")
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proxy.addresses import allowed_by_cidr, parse_ip_literal, refusal_reason
-from proxy.domains import matches_any, normalize_host
+from core.addresses import allowed_by_cidr, parse_ip_literal, refusal_reason
+from core.domains import matches_any, normalize_host
+from core.errors import InvalidDomain
 from proxy.runs import RunPolicy, RunSecret
-from runner.errors import InvalidDomain
 
 
 @dataclass(frozen=True, slots=True)

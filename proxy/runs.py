@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
-from proxy.addresses import parse_cidrs
-from proxy.domains import DomainPattern, normalize_host, parse_pattern, parse_patterns
-from runner.errors import UsageError
-from vault.secret import SURFACES
+from core.addresses import parse_cidrs
+from core.domains import DomainPattern, normalize_host, parse_pattern, parse_patterns
+from core.errors import UsageError
+from core.surfaces import SURFACES
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{3,63}$")
 ON_LEAK = ("log", "block")

@@ -1,7 +1,7 @@
 """The proxy service: mitmproxy with the coatcheck addon, a control socket, one socket per run.
 
 Run it shared with ``coatcheck proxy`` (runs reuse it: the warm path), or let ``coatcheck run``
-start an ephemeral one for a single run (``python -m proxy.service --ephemeral``): it reads the
+start an ephemeral one for a single run (``python -I -m runner.proxyd --ephemeral``): it reads the
 run's registration from stdin and exits when stdin closes, so it dies with its runner even after
 a crash.
 """
@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -21,15 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from proxy import ca, control, placeholders
+from core import messages, placeholders
+from core.errors import CoatcheckError, UsageError
+from core.home import coatcheck_home, ensure_private_dir
+from core.messages import Registered, Registration
+from core.pids import alive
+from proxy import ca, control
 from proxy.audit import Audit
 from proxy.engine import Engine, SecretValues
 from proxy.logscrub import install_log_scrubber
 from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
-from runner.errors import CoatcheckError, UsageError
-from runner.home import coatcheck_home, ensure_private_dir
-from runner.pids import alive
 
 REAP_INTERVAL_S = 2.0
 
@@ -82,30 +83,28 @@ class ProxyService:
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
-            reply = await self.dispatch(json.loads(line))
+            reply = await self.dispatch(messages.decode(line))
         except CoatcheckError as exc:
-            reply = {"ok": False, "error": exc.message}
+            reply = messages.refusal(exc.message)
         except (ValueError, KeyError, TypeError) as exc:
-            reply = {"ok": False, "error": f"bad control request: {type(exc).__name__}"}
-        writer.write(json.dumps(reply).encode() + b"\n")
+            reply = messages.refusal(f"bad control request: {type(exc).__name__}")
+        writer.write(messages.encode(reply))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()
 
     async def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req.get("op")
+        op = messages.op_of(req)
         if op == "ping":
             return {"ok": True, "pid": os.getpid(), "runs": len(self.engine.runs())}
         if op == "register":
-            return await self.register(req)
-        if op == "unregister":
-            await self.unregister(str(req.get("run_id")))
-            return {"ok": True}
-        raise UsageError(f"unknown control op {op!r}")
+            return (await self.register(Registration.from_json(req))).to_json()
+        await self.unregister(str(req.get("run_id")))
+        return {"ok": True}
 
-    def policy_for(self, req: dict[str, Any]) -> RunPolicy:
+    def policy_for(self, reg: Registration) -> RunPolicy:
         secrets = []
-        for name, placeholder in dict(req.get("secrets", {})).items():
+        for name, placeholder in reg.secrets.items():
             meta = self.values.meta(name)
             if meta is None:
                 raise UsageError(
@@ -127,15 +126,25 @@ class ProxyService:
                     "paths": list(meta.paths),
                 }
             )
-        return parse_run({**req, "secrets": secrets})
+        return parse_run(
+            {
+                "run_id": reg.run_id,
+                "secrets": secrets,
+                "allow": reg.allow,
+                "resolve": reg.resolve,
+                "allow_cidr": reg.allow_cidr,
+                "on_leak": reg.on_leak,
+                "owner_pid": reg.owner_pid,
+            }
+        )
 
-    async def register(self, req: dict[str, Any]) -> dict[str, Any]:
-        run = self.policy_for(req)
+    async def register(self, reg: Registration) -> Registered:
+        run = self.policy_for(reg)
         if run.run_id in self._servers:
             raise UsageError(f"run {run.run_id} is already registered")
         self.engine.register(run)
-        if req.get("upstream_ca_pem"):
-            self.run_cas[run.run_id] = list(req["upstream_ca_pem"])
+        if reg.upstream_ca_pem:
+            self.run_cas[run.run_id] = list(reg.upstream_ca_pem)
             self._update_cas()
         run_dir = self.paths.run_dir(run.run_id)
         run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -150,12 +159,7 @@ class ProxyService:
 
         self._servers[run_id] = await asyncio.start_unix_server(accept, path=str(sock))
         os.chmod(sock, 0o666)  # noqa: S103 - the sandbox user must connect; the directory is its own
-        return {
-            "ok": True,
-            "socket": str(sock),
-            "run_dir": str(run_dir),
-            "placeholders": {s.name: s.placeholder for s in run.secrets},
-        }
+        return Registered(str(sock), str(run_dir), {s.name: s.placeholder for s in run.secrets})
 
     async def unregister(self, run_id: str) -> None:
         self.engine.unregister(run_id)
@@ -197,25 +201,26 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build(args: argparse.Namespace, values: SecretValues | None = None) -> ProxyService:
-    from proxy.values import VaultValues
-    from vault.store import Vault
+OpenValues = Callable[[Path], SecretValues]
 
+
+def build(args: argparse.Namespace, open_values: OpenValues) -> ProxyService:
+    """The service for ``args``; ``open_values(home)`` is where real values come from (the
+    vault, composed in by the runner: the proxy never imports it)."""
     home = args.home or coatcheck_home()
     paths = ProxyPaths.for_home(home, sockets=args.sockets)
     ensure_private_dir(paths.dir)
     ca.ensure_ca(paths.confdir)
-    if values is None:
-        values = VaultValues(Vault.open(home))  # the key is fetched when a value is needed
+    values = open_values(home)  # the key is fetched when a value is first needed
     engine = Engine(values, resolve=parse_resolve(args.resolve))
     return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca)
 
 
-async def amain(argv: list[str]) -> int:
+async def amain(argv: list[str], open_values: OpenValues) -> int:
     from proxy import addon
 
     args = _parse_args(argv)
-    service = build(args)
+    service = build(args, open_values)
     install_log_scrubber(service.engine)
     if not args.ephemeral and control.ping(service.paths.control) is not None:
         raise UsageError(
@@ -225,29 +230,33 @@ async def amain(argv: list[str]) -> int:
     audit_path = args.audit_log or service.paths.audit_log
     audit_stream = open(audit_path, "a", buffering=1)  # noqa: SIM115
     loop = asyncio.get_running_loop()
-    initial: dict[str, Any] | None = None
+    initial: Registration | None = None
     if args.ephemeral:
         line = await loop.run_in_executor(None, sys.stdin.readline)
-        initial = json.loads(line) if line.strip() else None
+        initial = Registration.from_json(messages.decode(line)) if line.strip() else None
 
     async def on_running(handle: Callable[..., Any]) -> None:
         await service.on_running(handle)
         if initial is not None:
             # Watch stdin first: a runner that died while we started must still stop us.
             loop.run_in_executor(None, _wait_eof, service.shutdown)
-            service.ephemeral_owner = initial.get("owner_pid")
+            service.ephemeral_owner = initial.owner_pid
             try:
-                reply = await service.register(initial)
+                reply = (await service.register(initial)).to_json()
             except CoatcheckError as exc:
-                reply = {"ok": False, "error": exc.message}
+                reply = messages.refusal(exc.message)
             try:
-                print(json.dumps(reply), flush=True)
+                sys.stdout.buffer.write(messages.encode(reply))
+                sys.stdout.flush()
             except OSError:  # the runner is gone
                 reply["ok"] = False
             if not reply["ok"]:
                 service.shutdown()
         else:
-            print(json.dumps({"ok": True, "control": str(service.paths.control)}), flush=True)
+            sys.stdout.buffer.write(
+                messages.encode({"ok": True, "control": str(service.paths.control)})
+            )
+            sys.stdout.flush()
             print(
                 f"coatcheck proxy: ready; runs register at {service.paths.control}; "
                 f"audit log {audit_path}; stop with Ctrl-C",
@@ -285,13 +294,9 @@ def _wait_eof(shutdown: Callable[[], None]) -> None:
     shutdown()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], *, open_values: OpenValues) -> int:
     try:
-        return asyncio.run(amain(sys.argv[1:] if argv is None else argv))
+        return asyncio.run(amain(argv, open_values))
     except CoatcheckError as exc:
         print(f"coatcheck proxy: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

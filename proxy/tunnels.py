@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from proxy.domains import normalize_host
+from core.domains import normalize_host
+from core.errors import InvalidDomain
 from proxy.policy import Decision, check_binding, deny
-from runner.errors import InvalidDomain
 
 
 @dataclass

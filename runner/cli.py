@@ -1,4 +1,4 @@
-"""The ``coatcheck`` command: ``run``, ``vault`` and ``proxy``.
+"""The ``coatcheck`` command: ``run``, ``vault``, ``proxy`` and ``images``.
 
 Errors are ``CoatcheckError``s; they are printed as ``coatcheck: error: ...`` and exit with
 their code (2 usage, 125 when a sandbox can't be set up). Each group lives in its own module.
@@ -10,9 +10,10 @@ import sys
 
 import click
 
-from proxy.cli import proxy_command
+from core.errors import CoatcheckError
+from runner.cli_images import images_group
+from runner.cli_proxy import proxy_command
 from runner.cli_run import run_command
-from runner.errors import CoatcheckError
 from vault.cli import vault_group
 
 
@@ -29,6 +30,7 @@ def cli() -> None:
 cli.add_command(run_command, "run")
 cli.add_command(vault_group, "vault")
 cli.add_command(proxy_command, "proxy")
+cli.add_command(images_group, "images")
 
 
 def main(argv: list[str] | None = None) -> int:

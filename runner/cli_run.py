@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from runner.errors import UsageError
-from runner.home import coatcheck_home
+from core.errors import UsageError
+from core.home import coatcheck_home
+from runner.options import resolve_option, upstream_ca_option
 
 
 def _env_pairs(items: tuple[str, ...]) -> dict[str, str]:
@@ -39,26 +40,19 @@ def _env_pairs(items: tuple[str, ...]) -> dict[str, str]:
     metavar="DOMAIN",
     help="Also allow this host pattern, without any secret (repeatable).",
 )
-@click.option(
-    "--resolve",
-    multiple=True,
-    metavar="HOST:ADDR",
-    help="Dial ADDR for HOST (split DNS, tests); may point at private addresses.",
-)
+@resolve_option
 @click.option(
     "--allow-cidr",
     multiple=True,
     metavar="CIDR",
     help="Allow IP-literal and resolved destinations in this range (repeatable).",
 )
+@upstream_ca_option
 @click.option(
-    "--upstream-ca",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Also trust this CA when verifying upstream TLS (repeatable).",
-)
-@click.option(
-    "--image", default="coatcheck/sandbox:latest", show_default=True, help="Local sandbox image."
+    "--image",
+    default="coatcheck/sandbox:latest",
+    show_default=True,
+    help="Local image to run; coatcheck's own is built on first use.",
 )
 @click.option(
     "--timeout",

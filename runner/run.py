@@ -10,7 +10,6 @@ vault.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -24,17 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from proxy import ca, control, placeholders
-from proxy.paths import ProxyPaths
-from runner import logs
-from runner.errors import (
+from core import logs, messages, placeholders
+from core.errors import (
     CoatcheckError,
     ProxyUnavailable,
     RegistrationRefused,
     SandboxError,
     UsageError,
 )
-from runner.pids import wait_or_kill
+from core.messages import Registered, Registration
+from core.pids import wait_or_kill
+from proxy import ca, control
+from proxy.paths import ProxyPaths
+from runner import proxyd
 
 DEFAULT_IMAGE = "coatcheck/sandbox:latest"
 SERVICE_START_TIMEOUT_S = 30.0
@@ -82,9 +83,9 @@ def check_flags(req: RunRequest) -> None:
     parse_run(
         {
             "run_id": "r-check",
-            "allow": list(req.allow),
-            "resolve": list(req.resolve),
-            "allow_cidr": list(req.allow_cidr),
+            "allow": req.allow,
+            "resolve": req.resolve,
+            "allow_cidr": req.allow_cidr,
             "on_leak": req.on_leak,
         }
     )
@@ -94,46 +95,44 @@ def check_flags(req: RunRequest) -> None:
         default_keystore()  # no key, no values: say how to fix it now, not mid-run
 
 
-def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> dict[str, Any]:
+def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> Registration:
     pems = []
     for path in req.upstream_ca:
         try:
             pems.append(Path(path).read_text())
         except OSError as exc:
             raise UsageError(f"--upstream-ca {path}: can't read it ({exc.strerror})") from None
-    return {
-        "op": "register",
-        "run_id": run_id,
-        "secrets": phs,
-        "allow": list(req.allow),
-        "resolve": list(req.resolve),
-        "allow_cidr": list(req.allow_cidr),
-        "upstream_ca_pem": pems,
-        "on_leak": req.on_leak,
-        "owner_pid": os.getpid(),
-    }
+    return Registration(
+        run_id=run_id,
+        secrets=phs,
+        allow=req.allow,
+        resolve=req.resolve,
+        allow_cidr=req.allow_cidr,
+        upstream_ca_pem=tuple(pems),
+        on_leak=req.on_leak,
+        owner_pid=os.getpid(),
+    )
 
 
 class EphemeralProxy:
     """A proxy service for one run, in a private socket directory, tied to our lifetime."""
 
-    def __init__(self, home: Path, reg: dict[str, Any]) -> None:
+    def __init__(self, home: Path, reg: Registration) -> None:
         self.sockets = Path(tempfile.mkdtemp(prefix="cc-"))
         os.chmod(self.sockets, 0o711)  # noqa: S103 - traversable, not listable
         self.paths = ProxyPaths.for_home(home, sockets=self.sockets)
         env = dict(os.environ, COATCHECK_HOME=str(home))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy.service", "--ephemeral", "--home", str(home),
-             "--sockets", str(self.sockets)],
+            proxyd.command("--ephemeral", "--home", str(home), "--sockets", str(self.sockets)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
         )  # fmt: skip
         assert self.proc.stdin is not None  # noqa: S101
-        self.proc.stdin.write(json.dumps(reg).encode() + b"\n")
+        self.proc.stdin.write(reg.encode())
         self.proc.stdin.flush()
         self.reply: dict[str, Any] | None = None
         self.ready = threading.Event()
         threading.Thread(target=self._read_reply, daemon=True).start()
-        run_dir = self.paths.run_dir(reg["run_id"])
+        run_dir = self.paths.run_dir(reg.run_id)
         run_dir.mkdir(parents=True, mode=0o755)
         os.chmod(run_dir.parent, 0o711)  # noqa: S103
         os.chmod(run_dir, 0o755)  # noqa: S103
@@ -142,8 +141,8 @@ class EphemeralProxy:
     def _read_reply(self) -> None:
         assert self.proc.stdout is not None  # noqa: S101
         line = self.proc.stdout.readline()
-        with contextlib.suppress(ValueError):
-            self.reply = json.loads(line)
+        with contextlib.suppress(CoatcheckError):
+            self.reply = messages.decode(line) if line else None
         self.ready.set()
 
     def error(self) -> str | None:
@@ -208,13 +207,15 @@ def execute(
     cert = ca.ensure_ca(paths.confdir)
     bundle = ca.write_sandbox_bundle(cert, paths.sandbox_bundle)
     sandboxes = sandboxes or Sandboxes()
+    _ensure_image(req.image, sandboxes, err)
     ephemeral: EphemeralProxy | None = None
     warm = control.ping(paths.control) is not None
     code = 125
     try:
         if warm:
-            reply = control.call(paths.control, reg)
-            run_dir = Path(reply["run_dir"])
+            registered = Registered.from_json(control.call(paths.control, reg.to_json()))
+            run_dir = Path(registered.run_dir)
+            phs = dict(registered.placeholders)
         else:
             ephemeral = EphemeralProxy(home, reg)
             run_dir = ephemeral.run_dir
@@ -223,9 +224,8 @@ def execute(
             ephemeral.wait_ready()  # shaped placeholders are minted by the service
         # Otherwise the sandbox starts while the ephemeral proxy does: its init waits for the
         # run's socket, and `watch` kills it if the proxy refuses the run.
-        if ephemeral is not None:
-            reply = (ephemeral.reply or {}) if ephemeral.ready.is_set() else {}
-        phs = dict(reply.get("placeholders", phs))
+        if ephemeral is not None and ephemeral.ready.is_set() and ephemeral.reply:
+            phs = dict(ephemeral.reply.get("placeholders", phs))
         spec = SandboxSpec(
             run_id=run_id,
             image=req.image,
@@ -248,10 +248,21 @@ def execute(
     finally:
         if warm:
             with contextlib.suppress(CoatcheckError):
-                control.call(paths.control, {"op": "unregister", "run_id": run_id})
+                control.call(paths.control, messages.unregister(run_id))
         if ephemeral is not None:
             ephemeral.close()
         _log_run(log, run_id, req, code, started, warm)
+
+
+def _ensure_image(image: str, sandboxes: Any, err: IO[bytes]) -> None:
+    """coatcheck's own image is built on first use (and after an upgrade), with progress."""
+    from images import build
+
+    def progress(line: str) -> None:
+        err.write(f"coatcheck: {line}\n".encode())
+        err.flush()
+
+    build.ensure(image, engine=sandboxes, progress=progress)
 
 
 def _log_run(

@@ -22,8 +22,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from runner.errors import DockerUnavailable, ImageMissing, SandboxError
-from runner.pids import alive
+from core.errors import DockerUnavailable, ImageMissing, SandboxError
+from core.pids import alive
 
 LABEL_RUN = "org.coatcheck.run"
 LABEL_OWNER = "org.coatcheck.owner_pid"
@@ -106,12 +106,50 @@ class Sandboxes:
         return self._client
 
     def check_image(self, image: str) -> None:
+        if self.image_labels(image) is None:
+            raise ImageMissing(_missing(image))
+
+    # -- images (built without a registry: see images/) -------------------------------
+    def image_labels(self, image: str) -> dict[str, str] | None:
+        """The labels of a local image, or None when there is no such image."""
         try:
-            self.client.images.get(image)
+            attrs = self.client.api.inspect_image(image)
         except docker.errors.ImageNotFound:
-            raise ImageMissing(
-                f"the sandbox image {image} is not built; build it with `make images`"
-            ) from None
+            return None
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker could not inspect {image}: {_explain(exc)}") from None
+        return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+    def import_rootfs(self, tarball: Path, image: str, changes: list[str]) -> None:
+        """``docker import``: a root file system tarball becomes ``image``."""
+        repo, _, tag = image.rpartition(":")
+        try:
+            self.client.api.import_image_from_file(
+                str(tarball), repository=repo, tag=tag, changes=changes
+            )
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker could not import {image}: {_explain(exc)}") from None
+
+    def build_image(
+        self,
+        context: Path,
+        image: str,
+        *,
+        labels: dict[str, str],
+        on_line: Callable[[str], None],
+    ) -> None:
+        """``docker build`` of a local context (no registry is asked: the base is local)."""
+        try:
+            for item in self.client.api.build(
+                path=str(context), tag=image, labels=labels, rm=True, forcerm=True, decode=True
+            ):
+                if "error" in item:
+                    raise SandboxError(f"building {image} failed: {item['error'].strip()}")
+                line = str(item.get("stream", "")).strip()
+                if line:
+                    on_line(line)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker could not build {image}: {_explain(exc)}") from None
 
     def reap_orphans(self) -> int:
         """Remove sandboxes of this host whose owning process is gone (after a crash)."""
@@ -176,9 +214,7 @@ class Sandboxes:
                 ),
             )
         except docker.errors.ImageNotFound:
-            raise ImageMissing(
-                f"the sandbox image {spec.image} is not built; build it with `make images`"
-            ) from None
+            raise ImageMissing(_missing(spec.image)) from None
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise SandboxError(f"Docker refused to create the sandbox: {_explain(exc)}") from None
         cid = container["Id"]
@@ -231,6 +267,13 @@ def _pump(stream: Any, stdout: IO[bytes], stderr: IO[bytes]) -> None:
             if err:
                 stderr.write(err)
                 stderr.flush()
+
+
+def _missing(image: str) -> str:
+    return (
+        f"the image {image} is not on this Docker engine; build coatcheck's images with "
+        "`coatcheck images build` (or name a local image with --image)"
+    )
 
 
 def _explain(exc: Exception) -> str:

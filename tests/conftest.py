@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trustme
 
-from runner.errors import SecretNotFound
+from core.errors import SecretNotFound
 from tests.support.harness import ProxyHarness, Run, start_proxy
 from tests.support.upstream import Upstream, start_upstream
 from vault.keystore import FileKeystore

@@ -15,8 +15,8 @@ from typing import Final
 
 import click
 
-from runner.errors import InvalidValue
-from runner.home import coatcheck_home
+from core.errors import InvalidValue
+from core.home import coatcheck_home
 from vault.keystore import default_keystore
 from vault.secret import DEFAULT_SURFACES, PLACEHOLDER_FORMATS, SURFACES, SecretMeta, SecretValue
 from vault.store import Vault

@@ -19,7 +19,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from runner.errors import VaultCorrupt, VaultError
+from core.errors import VaultCorrupt, VaultError
 from vault.secret import SecretMeta, SecretValue
 
 KEY_BYTES: Final = 32

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from runner.errors import CoatcheckError, VaultCorrupt
+from core.errors import CoatcheckError, VaultCorrupt
 from vault.crypto import Sealed
 from vault.secret import SecretMeta
 from vault.validate import (

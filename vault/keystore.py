@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
-from runner.errors import KeystoreUnavailable, VaultCorrupt
+from core.errors import KeystoreUnavailable, VaultCorrupt
 from vault.crypto import KEY_BYTES, generate_key
 
 if TYPE_CHECKING:

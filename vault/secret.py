@@ -10,13 +10,12 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Final
 
-SURFACES: Final = ("header", "basic", "query", "body")
-DEFAULT_SURFACES: Final = ("header", "basic")
-PLACEHOLDER_FORMATS: Final = ("opaque", "shaped")
+from core.surfaces import DEFAULT_SURFACES, PLACEHOLDER_FORMATS, SURFACES, PlaceholderFormat
 
-PlaceholderFormat = Literal["opaque", "shaped"]
+__all__ = ["DEFAULT_SURFACES", "PLACEHOLDER_FORMATS", "SURFACES", "PlaceholderFormat", "Secret",
+           "SecretMeta", "SecretValue"]  # fmt: skip
 
 _MASK: Final = "SecretValue('**********')"
 

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from runner.errors import SecretNotFound, VaultCorrupt, VaultError
-from runner.home import ensure_private_dir
+from core.errors import SecretNotFound, VaultCorrupt, VaultError
+from core.home import ensure_private_dir
 from vault import crypto
 from vault.fileformat import Document, Record, dump_document, parse_document
 from vault.keystore import Keystore, default_keystore

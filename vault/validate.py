@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from runner.errors import InvalidDomain, InvalidName, InvalidValue, UsageError
+from core.errors import InvalidDomain, InvalidName, InvalidValue, UsageError
 from vault.secret import PLACEHOLDER_FORMATS, SURFACES, PlaceholderFormat, SecretValue
 
 MAX_NAME_LENGTH: Final = 128
@@ -70,7 +70,7 @@ def validate_value(value: SecretValue, *, shaped: bool = False) -> SecretValue:
             "nothing was stored"
         )
     if shaped:
-        from proxy.placeholders import mint_shaped
+        from core.placeholders import mint_shaped
 
         mint_shaped(raw)  # UsageError naming the fix (--placeholder-format opaque)
     return value
@@ -78,7 +78,7 @@ def validate_value(value: SecretValue, *, shaped: bool = False) -> SecretValue:
 
 def validate_domains(domains: Iterable[str]) -> tuple[str, ...]:
     """Return the canonical text of each domain pattern, deduplicated, in the given order."""
-    from proxy.domains import parse_pattern  # lazy: proxy.domains owns the pattern rules
+    from core.domains import parse_pattern  # lazy: core.domains owns the pattern rules
 
     if isinstance(domains, str):
         raise TypeError("validate_domains takes a list of patterns, not one string")

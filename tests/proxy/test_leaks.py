@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
+from core.placeholders import mint
 from proxy.leaks import FOREIGN, LeakScanner, StreamLeakScanner
-from proxy.placeholders import mint
 
 PH = mint()
 OWN = mint()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner import sandbox_init
+from sandbox import init as sandbox_init
 from tests.conftest import client_for
 
 

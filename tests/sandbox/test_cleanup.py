@@ -57,7 +57,7 @@ class Runner:
         """(pid, socket dir) of the proxy service this runner started."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [(pid, cmd) for pid, cmd in children(self.proc.pid) if "proxy.service" in cmd]
+            found = [(pid, cmd) for pid, cmd in children(self.proc.pid) if "runner.proxyd" in cmd]
             if found:
                 pid, cmd = found[0]
                 self.proxies.append((pid, Path(cmd.split("--sockets ", 1)[1].split()[0])))

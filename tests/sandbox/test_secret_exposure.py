@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from proxy.placeholders import is_opaque
+from core.placeholders import is_opaque
 from tests.sandbox.helpers import Home, Result, inspected_run, probe_command, vault_set
 from tests.support.upstream import Received, Upstream
 

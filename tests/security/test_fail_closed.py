@@ -9,8 +9,8 @@ import os
 import httpx
 import pytest
 
+from core.errors import RegistrationRefused
 from proxy import control
-from runner.errors import RegistrationRefused
 from tests.conftest import client_for
 from tests.security.conftest import API
 from tests.security.wire import build, open_tunnel

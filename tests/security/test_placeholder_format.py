@@ -9,7 +9,7 @@ import string
 
 import pytest
 
-from runner.errors import UsageError
+from core.errors import UsageError
 from tests.conftest import client_for
 from tests.security.conftest import API
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from runner.errors import InvalidValue
+from core.errors import InvalidValue
 from tests.conftest import client_for
 from tests.security.conftest import API, OTHER
 from tests.security.wire import open_tunnel

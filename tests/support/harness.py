@@ -1,6 +1,6 @@
 """The real proxy service in a subprocess, and host-side clients that reach it as a sandbox does.
 
-A host-side client goes through the same relay a sandbox's init runs (runner.sandbox_init),
+A host-side client goes through the same relay a sandbox's init runs (sandbox.init),
 listening on a local port and leading to the run's Unix socket.
 """
 
@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import messages
+from core.messages import Registration
+from core.pids import wait_or_kill
+from core.placeholders import mint
 from proxy import control
 from proxy.paths import ProxyPaths
-from proxy.placeholders import mint
-from runner import sandbox_init
-from runner.pids import wait_or_kill
+from sandbox import init as sandbox_init
 
 
 def relay(socket_path: str) -> tuple[int, socket.socket]:
@@ -75,8 +77,10 @@ class ProxyHarness:
     ) -> Run:
         run_id = run_id or f"r-test{len(self.runs):04d}{os.urandom(3).hex()}"
         phs = placeholders or {name: mint() for name in secrets}
-        req = {"op": "register", "run_id": run_id, "secrets": phs, **kw}
-        reply = control.call(self.paths.control, req)
+        if isinstance(kw.get("resolve"), dict):  # {host: addr}, as HOST:ADDR items
+            kw["resolve"] = [f"{host}:{addr}" for host, addr in kw["resolve"].items()]
+        reg = Registration.from_json({"run_id": run_id, "secrets": phs, **kw})
+        reply = control.call(self.paths.control, reg.to_json())
         port, listener = relay(reply["socket"])
         run = Run(
             run_id,
@@ -89,7 +93,7 @@ class ProxyHarness:
         return run
 
     def unregister(self, run: Run) -> None:
-        control.call(self.paths.control, {"op": "unregister", "run_id": run.run_id})
+        control.call(self.paths.control, messages.unregister(run.run_id))
 
     def audit(self) -> list[dict[str, Any]]:
         if not self.audit_log.exists():
@@ -113,8 +117,9 @@ def start_proxy(
     audit_log = home / "audit-test.jsonl"
     argv = [
         sys.executable,
+        "-I",
         "-m",
-        "proxy.service",
+        "runner.proxyd",
         "--home",
         str(home),
         "--sockets",

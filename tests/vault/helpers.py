@@ -7,7 +7,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from runner.errors import KeystoreUnavailable
+from core.errors import KeystoreUnavailable
 from vault.cli import vault_group
 
 # A value distinctive enough that finding it anywhere means it leaked.

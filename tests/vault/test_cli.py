@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import (
+from core.errors import (
     CoatcheckError,
     InvalidDomain,
     InvalidName,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.errors import VaultCorrupt, VaultError
+from core.errors import VaultCorrupt, VaultError
 from tests.vault.helpers import SENTINEL
 from vault import crypto
 from vault.crypto import KEY_BYTES, NONCE_BYTES, Sealed

@@ -17,7 +17,7 @@ import keyring.backends.null
 import keyring.errors
 import pytest
 
-from runner.errors import KeystoreUnavailable, VaultCorrupt
+from core.errors import KeystoreUnavailable, VaultCorrupt
 from tests.vault.helpers import FakeBackend
 from vault.crypto import KEY_BYTES
 from vault.keystore import (

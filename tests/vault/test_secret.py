@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.logs import json_logger
+from core.logs import json_logger
 from tests.vault.helpers import SENTINEL
 from vault.secret import DEFAULT_SURFACES, Secret, SecretMeta, SecretValue
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from runner.errors import (
+from core.errors import (
     CoatcheckError,
     InvalidDomain,
     InvalidName,

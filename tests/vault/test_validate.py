@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.errors import InvalidDomain, InvalidName, InvalidValue, UsageError
+from core.errors import InvalidDomain, InvalidName, InvalidValue, UsageError
 from tests.vault.helpers import SENTINEL
 from vault.secret import SecretValue
 from vault.validate import (
@@ -125,7 +125,7 @@ def test_any_value_with_cr_lf_or_nul_is_refused_without_echoing_it(
     assert value not in repr(info.value)
 
 
-# -- domains (via proxy.domains) ---------------------------------------------------------
+# -- domains (via core.domains) ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,8 @@ from ipaddress import IPv6Address
 
 import idna
 
-from proxy.addresses import parse_ip_literal
-from runner.errors import InvalidDomain
+from core.addresses import parse_ip_literal
+from core.errors import InvalidDomain
 
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
 _MAX_INPUT = 1024

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-INIT = Path(__file__).resolve().parents[2] / "runner" / "sandbox_init.py"
+INIT = Path(__file__).resolve().parents[2] / "sandbox" / "init.py"
 
 
 def free_port() -> int:

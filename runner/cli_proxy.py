@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import click
 
+from runner.options import resolve_option, upstream_ca_option
+
 
 @click.command("proxy")
-@click.option(
-    "--resolve",
-    multiple=True,
-    metavar="HOST:ADDR",
-    help="Map a name to an address for every run (split DNS, air-gapped hosts). "
-    "An explicit mapping may point at private addresses.",
-)
-@click.option(
-    "--upstream-ca",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Also trust this CA when verifying upstream TLS (repeatable).",
-)
+@resolve_option
+@upstream_ca_option
 @click.option(
     "--audit-log",
     type=click.Path(dir_okay=False),
@@ -32,9 +23,9 @@ def proxy_command(
     While it runs, `coatcheck run` registers with it instead of starting a proxy of its own.
     Upstream TLS is always verified. One JSON audit line per request goes to the audit log.
     """
-    from proxy import service
+    from runner import proxyd
 
     argv = [f"--resolve={r}" for r in resolve] + [f"--upstream-ca={c}" for c in upstream_ca]
     if audit_log:
         argv.append(f"--audit-log={audit_log}")
-    raise SystemExit(service.main(argv))
+    raise SystemExit(proxyd.main(argv))

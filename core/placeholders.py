@@ -42,7 +42,7 @@ def mint_shaped(value: str) -> str:
         out.append(secrets.choice(alphabet))
         bits += math.log2(len(alphabet))
     if bits < MIN_BITS:
-        from runner.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(
             f"a shaped placeholder for this value would carry {bits:.0f} bits of randomness, "

@@ -52,7 +52,7 @@ from ipaddress import (
 
 import idna
 
-from runner.errors import UsageError
+from core.errors import UsageError
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from proxy import placeholders
-from proxy.placeholders import PREFIX, is_opaque, mint, mint_shaped
-from runner.errors import UsageError
+from core import placeholders
+from core.errors import UsageError
+from core.placeholders import PREFIX, is_opaque, mint, mint_shaped
 
 
 def test_opaque_placeholders_are_prefixed_and_unique():

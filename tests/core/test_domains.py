@@ -4,14 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.domains import (
+from core.domains import (
     DomainPattern,
     matches_any,
     normalize_host,
     parse_pattern,
     parse_patterns,
 )
-from runner.errors import InvalidDomain, UsageError
+from core.errors import InvalidDomain, UsageError
 
 # --- normalize_host ---------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.addresses import allowed_by_cidr, parse_cidrs, parse_ip_literal, refusal_reason
-from runner.errors import UsageError
+from core.addresses import allowed_by_cidr, parse_cidrs, parse_ip_literal, refusal_reason
+from core.errors import UsageError
 
 # --- refusal_reason ---------------------------------------------------------------------------
 

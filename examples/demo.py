@@ -69,7 +69,7 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("COATCHECK_HOME", str(work / "home"))
     env.setdefault("COATCHECK_VAULT_KEY_FILE", str(work / "vault.key"))
-    coatcheck = [sys.executable, "-m", "runner.cli"]
+    coatcheck = [sys.executable, "-I", "-m", "runner.cli"]
     value = "demo-" + secrets.token_urlsafe(24)
     server, seen, ca_file = _upstream(work)
     port = server.server_address[1]
