@@ -109,6 +109,10 @@ _V6 = _table(
     ]
 )
 _GLOBAL_UNICAST = IPv6Network("2000::/3")
+# Every answer refusal_reason() can give (proxy.reasons names an ``address_*`` reason for each).
+REFUSAL_REASONS = frozenset(
+    {reason for _, reason in (*_V4, *_V6)} | {"reserved", "ipv6_link_local", "not_an_ip"}
+)
 
 
 def refusal_reason(ip: str | Address) -> str | None:

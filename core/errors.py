@@ -16,9 +16,10 @@ and never escape it. No message ever contains a secret value.
     ├── ProxyError
     │   ├── ProxyUnavailable       the proxy service can't be reached or started
     │   └── RegistrationRefused    the service refused a run (unknown secret, bad policy)
-    └── SandboxError               exit 125: the sandbox can't be set up
-        ├── DockerUnavailable      no Docker engine answers
-        └── ImageMissing           the sandbox image is not built
+    ├── SandboxError               exit 125: the sandbox can't be set up
+    │   ├── DockerUnavailable      no Docker engine answers
+    │   └── ImageMissing           the sandbox image is not built
+    └── Stopped                    exit 128 + N: signal N (SIGTERM, SIGHUP) stopped a run
 """
 
 from __future__ import annotations
@@ -89,3 +90,11 @@ class DockerUnavailable(SandboxError):
 
 class ImageMissing(SandboxError):
     pass
+
+
+class Stopped(CoatcheckError):
+    """A run was stopped by a signal; raised in the main thread so cleanup runs on the way out."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"stopped by {name}; the sandbox was stopped and removed")
+        self.exit_code = 128 + signum

@@ -1,55 +1,44 @@
-"""The mitmproxy addon: wires the pure core to mitmproxy's hooks. The only mitmproxy import.
+"""The mitmproxy addon: wires the pure core to mitmproxy's hooks (proxy.mitm starts mitmproxy).
 
-Identity: sandboxes reach the proxy through a per-run Unix socket; the service hands each
-accepted stream to mitmproxy with a synthetic peer name ``("run:<id>", n)``. Nothing a sandbox
-sends can change that name, so the run is known without trusting the client. Connections on the
-loopback TCP listener have an ordinary peer name and belong to no run: they are refused.
+A connection's run is known from its synthetic peer name (:mod:`proxy.identity`). A request's
+state across hooks is one :class:`~proxy.flowstate.FlowState`; how it is handled is a
+:class:`~proxy.plan.RequestPlan`, which this module only applies.
 
-Hooks fail closed and never raise: a refusal is a response with a reason.
+Hooks fail closed and never raise (:mod:`proxy.guard`): a refusal is a response with a reason.
+An exception in a hook refuses the request with ``internal_error`` where a response can still
+be set, else kills the flow (or marks the connection refused), and writes an audit line.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import logging
+import contextlib
 import time
-from collections.abc import Callable
 from typing import Any
 
-from mitmproxy import connection, ctx, http, options, tls
-from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
-from mitmproxy.master import Master
+from mitmproxy import connection, http, tls
 from mitmproxy.proxy import server_hooks
 
 from proxy import audit as audit_mod
-from proxy import responses, rewrite
+from proxy import plan, responses, rewrite
 from proxy.decoders import DecodeError
-from proxy.engine import Engine, RunView
+from proxy.engine import Engine
+from proxy.flowstate import FlowState, state_of
+from proxy.guard import guarded, internal_error
+from proxy.identity import run_id_of
+from proxy.identity import run_peername as run_peername  # the tests' and proxy.mitm's name
 from proxy.leaks import StreamLeakScanner
-from proxy.policy import Decision, decide_destination, deny
+from proxy.policy import Decision, deny
+from proxy.reasons import Reason
 from proxy.runs import RunPolicy
 from proxy.scrub import scrub_bytes
-from proxy.tunnels import Tunnel, check_request, norm
+from proxy.tunnels import Tunnel, bind, norm, refuse_connection, sni_refusal
 
-RUN_PEER = "run:"
 REASON_HEADER = "X-Coatcheck-Reason"
-HTTP_VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1", "HTTP/2.0"))
-_seq = itertools.count(1)
 
 
-def run_peername(run_id: str) -> tuple[str, int]:
-    return (RUN_PEER + run_id, next(_seq) % 65536)
-
-
-def run_id_of(client: connection.Client) -> str | None:
-    peer = client.peername
-    if peer and isinstance(peer[0], str) and peer[0].startswith(RUN_PEER):
-        return peer[0][len(RUN_PEER) :]
-    return None
-
-
-def refusal(decision: Decision, status: int = 403) -> http.Response:
+def refusal(decision: Decision, status: int = 0) -> http.Response:
+    """The response refusing a request; 403 unless ``status`` (500 for an internal error)."""
+    status = status or (500 if decision.reason == Reason.INTERNAL_ERROR else 403)
     body = f"coatcheck refused this request ({decision.reason}): {decision.detail}\n"
     return http.Response.make(
         status,
@@ -58,411 +47,271 @@ def refusal(decision: Decision, status: int = 403) -> http.Response:
     )
 
 
+def kill(flow: http.HTTPFlow) -> None:
+    """Stop a flow whose response can no longer be replaced (and drop its WebSocket message)."""
+    with contextlib.suppress(Exception):
+        if flow.websocket is not None and flow.websocket.messages:
+            flow.websocket.messages[-1].drop()
+    with contextlib.suppress(Exception):
+        if flow.killable:
+            flow.kill()
+
+
 class Coatcheck:
     def __init__(self, engine: Engine, audit: audit_mod.Audit) -> None:
         self.engine = engine
         self.audit = audit
         self.tunnels: dict[str, Tunnel] = {}
 
+    # -- failing closed ---------------------------------------------------------------
+    def _failed(self, flow: http.HTTPFlow, hook: str, exc: Exception) -> None:
+        """After ``exc`` in a flow hook: refuse, or kill when too late to; audit. Never raises."""
+        decision, status = internal_error(hook, exc), 0
+        try:
+            state_of(flow.metadata).decision = decision
+            resp, late = flow.response, hook in ("error", "websocket_message")
+            if late or (hook == "response" and resp is not None and resp.stream):
+                kill(flow)
+            elif hook == "responseheaders" and resp is not None:
+                status = 502
+                self._fail_response(flow, decision, status)
+            else:
+                status = 500
+                self._refuse(flow, decision, status)
+        except Exception:
+            kill(flow)
+        with contextlib.suppress(Exception):
+            run = state_of(flow.metadata).run
+            self.audit.request(flow, run, decision, status=status, once=True)
+
+    def _conn_failed(self, data: Any, hook: str, exc: Exception) -> None:
+        """After ``exc`` in a connection hook: the server is not dialled, the client's later
+        requests are refused (its tunnel is marked); audit. Never raises."""
+        decision, run_id, tunnel = internal_error(hook, exc), None, None
+        with contextlib.suppress(Exception):
+            if hook == "server_connect":
+                data.server.error = f"coatcheck: {type(exc).__name__}"
+        with contextlib.suppress(Exception):
+            client = data if isinstance(data, connection.Client) else getattr(data, "client", None)
+            client = client or data.context.client  # tls_clienthello
+            run_id, tunnel = run_id_of(client.peername), self.tunnels.get(client.id)
+            if hook != "client_disconnected":
+                tunnel = refuse_connection(self.tunnels, client.id, decision)
+        with contextlib.suppress(Exception):
+            host, port = (tunnel.host or None, tunnel.port) if tunnel else (None, None)
+            self.audit.failure(run_id, decision, host=host, port=port)
+
+    def _refuse(self, flow: http.HTTPFlow, decision: Decision, status: int = 0) -> None:
+        state_of(flow.metadata).decision = decision
+        flow.response = refusal(decision, status)
+
+    def _state(self, flow: http.HTTPFlow, *, fresh: bool = False) -> FlowState:
+        """The request's state, with the run's view: taken once (one vault ``stat``)."""
+        state = state_of(flow.metadata)
+        if fresh or state.view is None:
+            state.view = self.engine.view(run_id_of(flow.client_conn.peername))
+        return state
+
     # -- connections ------------------------------------------------------------------
+    @guarded(_conn_failed)
     def client_disconnected(self, client: connection.Client) -> None:
         self.tunnels.pop(client.id, None)
 
-    def _view(self, flow: http.HTTPFlow, *, fresh: bool = False) -> RunView | None:
-        """The run's view for this request: taken once (one vault ``stat``), then reused."""
-        view = None if fresh else flow.metadata.get("cc_view")
-        if view is None:
-            view = self.engine.view(run_id_of(flow.client_conn))
-            flow.metadata["cc_view"] = view
-        return view
-
-    def _run(self, flow: http.HTTPFlow) -> RunPolicy | None:
-        view = self._view(flow)
-        return view.run if view is not None else None
-
-    def _refuse(self, flow: http.HTTPFlow, decision: Decision, status: int = 403) -> None:
-        flow.metadata["cc_decision"] = decision
-        flow.response = refusal(decision, status)
-
+    @guarded(_failed)
     async def http_connect(self, flow: http.HTTPFlow) -> None:
-        try:
-            run = self._run(flow)
-            host, port = flow.request.host, flow.request.port
-            decision = decide_destination(run, host, port)
-            if decision.allowed and run is not None:
-                host = norm(host)
-                tunnel = Tunnel(host, port)
-                self.tunnels[flow.client_conn.id] = tunnel
-                if await self.engine.check_tunnel(run, tunnel, host, port):
-                    flow.metadata["cc_decision"] = decision
-                    return
-                decision = tunnel.refused or deny("address_refused", "address refused")
-            self._refuse(flow, decision)
-            self.audit.request(flow, run, decision, status=403)
-        except Exception as exc:  # a hook never raises: fail closed
-            self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
+        state, (host, port) = self._state(flow), (flow.request.host, flow.request.port)
+        tunnel, state.decision = await self.engine.open_tunnel(state.run, host, port)
+        if tunnel is not None:
+            self.tunnels[flow.client_conn.id] = tunnel
+        if not state.decision.allowed:
+            self._refuse(flow, state.decision)
+            self.audit.request(flow, state.run, state.decision, status=403)
 
+    @guarded(_conn_failed)
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         tunnel = self.tunnels.get(data.context.client.id)
-        sni = data.client_hello.sni
-        if tunnel is not None and sni and norm(sni) != tunnel.host:
-            tunnel.refused = deny(
-                "sni_mismatch", f"TLS SNI {sni!r} differs from the CONNECT target {tunnel.host}"
-            )
+        if tunnel is not None:
+            tunnel.refused = sni_refusal(tunnel, data.client_hello.sni) or tunnel.refused
 
+    @guarded(_conn_failed)
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Dial the address that was checked, never a fresh DNS answer."""
-        try:
-            if data.server.address is None:
-                data.server.error = "coatcheck: no destination"
-                return
-            host, port = data.server.address
-            run = self.engine.run(run_id_of(data.client))
-            tunnel = self.tunnels.get(data.client.id)
-            address, error = await self.engine.dial_address(run, tunnel, norm(host), port)
-            if address is None:
-                data.server.error = error
-                return
-            data.server.sni = norm(host)
-            data.server.address = (address, port)
-        except Exception as exc:
-            data.server.error = f"coatcheck: {type(exc).__name__}"
+        if data.server.address is None:
+            data.server.error = "coatcheck: no destination"
+            return
+        host, port = data.server.address
+        run = self.engine.run(run_id_of(data.client.peername))
+        tunnel = self.tunnels.get(data.client.id)
+        address, error = await self.engine.dial_address(run, tunnel, norm(host), port)
+        if address is None:
+            data.server.error = error
+            return
+        data.server.sni = norm(host)
+        data.server.address = (address, port)
 
+    @guarded(_conn_failed)
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        # Label the open connection with the name again, so mitmproxy reuses it for requests to
-        # that name (it matches connections by address). The dialled IP stays in peername.
+        """Label the open connection with the name again, so mitmproxy reuses it for requests
+        to that name (it matches connections by address). The dialled IP stays in peername."""
         if data.server.sni and data.server.address:
-            object.__setattr__(
-                data.server, "address", (str(data.server.sni), data.server.address[1])
-            )
+            address = (str(data.server.sni), data.server.address[1])
+            object.__setattr__(data.server, "address", address)
 
     # -- requests ---------------------------------------------------------------------
+    @guarded(_failed)
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT" or flow.response:
             return
-        flow.metadata["cc_start"] = time.monotonic()
-        try:
-            self._requestheaders(flow)
-        except Exception as exc:
-            self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
-
-    def _requestheaders(self, flow: http.HTTPFlow) -> None:
-        view = self._view(flow, fresh=True)
-        run = view.run if view is not None else None
-        req = flow.request
-        tunnel = self.tunnels.get(flow.client_conn.id)
-        if tunnel is None:  # plain HTTP in absolute form: the target is the destination
-            dest = decide_destination(run, req.host, req.port)
-            if not dest.allowed or run is None:
-                return self._refuse(flow, dest)
-            tunnel = Tunnel(norm(req.host), req.port, plain=True)
-            self.tunnels[flow.client_conn.id] = tunnel
-        flow.metadata["cc_dest"] = (tunnel.host, tunnel.port)  # the audit names the real one
-        if run is None or view is None:
-            return self._refuse(flow, deny("unknown_client", "no run"))
-        if req.http_version not in HTTP_VERSIONS:
-            return self._refuse(
-                flow,
-                deny("bad_request_line", f"unsupported HTTP version {req.http_version!r}"),
-                400,
-            )
-        decision = check_request(
-            view.destination,
-            tunnel,
-            (req.host, req.port),
-            req.headers.get_all("host"),
-            req.authority or None,
+        state_of(flow.metadata).start = time.monotonic()
+        state, req = self._state(flow, fresh=True), flow.request
+        view, claims = state.view, (req.headers.get_all("host"), req.authority or None)
+        tunnel, decision = bind(
+            self.tunnels, flow.client_conn.id, view, (req.host, req.port), *claims
         )
-        if not decision.allowed:
+        if tunnel is not None:
+            state.dest = (tunnel.host, tunnel.port)  # the audit names the real one
+        if not decision.allowed or view is None or tunnel is None:
             return self._refuse(flow, decision)
-        flow.metadata["cc_decision"] = decision
-        secrets = view.injectable(
-            tunnel.host, tunnel.port, req.method, req.path, tls=req.scheme == "https"
-        )
-        flow.metadata["cc_secrets"] = secrets
-        swaps = view.swaps(secrets)
-        scanner = view.leak_scanner(secrets)
+        state.decision, run = decision, view.run
+        tls = req.scheme == "https"
+        secrets = view.injectable(tunnel.host, tunnel.port, req.method, req.path, tls=tls)
+        swaps, scanner = view.swaps(secrets), view.leak_scanner(secrets)
         # Headers and query are rewritten here: with a streamed body they leave right after.
         out = rewrite.rewrite_head(req.headers.fields, req.path, swaps, scanner)
-        if self._leaked(flow, run, out.leaks):
-            return None
+        length = req.headers.get("content-length")
+        how = plan.plan_request(
+            run, secrets, http_version=req.http_version, content_length=length, head_leaks=out.leaks
+        )
+        self._leaked(flow, run, out.leaks)
+        if how.refusal is not None:
+            return self._refuse(flow, how.refusal, how.status)
         if out.fields is not req.headers.fields:
             req.headers.fields = out.fields
         if out.path is not req.path:
             req.path = out.path
-        flow.metadata["cc_injected"] = sorted(out.injected)
-        flow.metadata["cc_out"] = (out, swaps, scanner)
-        needs_body = any("body" in s.surfaces for s in secrets) or run.on_leak == "block"
-        declared = req.headers.get("content-length", "")
-        if needs_body and declared.isdigit() and int(declared) > rewrite.MAX_INSPECT_BYTES:
-            return self._refuse(flow, rewrite.too_large(), 413)
-        if not needs_body:
-            body_scanner = StreamLeakScanner(scanner)
-            flow.metadata["cc_body_scanner"] = body_scanner
+        state.secrets, state.swaps, state.scanner, state.out = secrets, swaps, scanner, out
+        state.injected = sorted(out.injected)
+        if how.body is plan.BodyMode.STREAM:
+            state.body_scanner = StreamLeakScanner(scanner)
+            req.stream = plan.reporting_stream(state.body_scanner)
 
-            def scan(chunk: bytes) -> bytes:
-                body_scanner.feed(chunk)
-                return chunk
-
-            flow.request.stream = scan
-        return None
-
-    def _leaked(self, flow: http.HTTPFlow, run: RunPolicy, leaks: set[str]) -> bool:
-        """Audit a leak signal; True when the request was refused for it."""
+    def _leaked(self, flow: http.HTTPFlow, run: RunPolicy, leaks: set[str]) -> Decision | None:
+        """Audit a leak signal; the refusal when the run blocks leaks."""
         if not leaks:
-            return False
-        flow.metadata.setdefault("cc_leaks", []).extend(sorted(leaks))
-        self.audit.leak(flow, run, sorted(leaks))
-        if run.on_leak != "block":
-            return False
-        self._refuse(
-            flow,
-            deny(
-                "placeholder_leak",
-                "a placeholder was on its way to a host outside its secret's domains",
-            ),
-        )
-        return True
+            return None
+        names = sorted(leaks)
+        state_of(flow.metadata).leaks.extend(names)
+        self.audit.leak(flow, run, names)
+        return plan.leak_refusal(run, leaks)
 
+    @guarded(_failed)
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT" or flow.response:
-            return
-        try:
-            self._request(flow)
-        except Exception as exc:
-            self._refuse(flow, deny("internal_error", type(exc).__name__), 500)
-
-    def _request(self, flow: http.HTTPFlow) -> None:
-        run = self._run(flow)
-        if run is None or "cc_out" not in flow.metadata:
-            return self._refuse(flow, deny("unchecked_request", "request was not checked"))
-        streamed = flow.metadata.get("cc_body_scanner")
-        if streamed is not None:  # already forwarded; the scan can only report
-            self._leaked(flow, run, streamed.found)
             return None
-        req = flow.request
-        out, swaps, scanner = flow.metadata["cc_out"]
+        state, req = self._state(flow), flow.request
+        run, out, scanner = state.run, state.out, state.scanner
+        if run is None or out is None or scanner is None:
+            return self._refuse(flow, deny(Reason.UNCHECKED_REQUEST, "request was not checked"))
+        if state.body_scanner is not None:  # already forwarded; the scan can only report
+            refused = self._leaked(flow, run, state.body_scanner.found)
+            return self._refuse(flow, refused) if refused is not None else None
         if not req.raw_content:
             return None
         before = set(out.leaks)
-        rewrite.rewrite_body(
-            out,
-            req.raw_content,
-            req.headers.get("content-type", ""),
-            req.headers.get("content-encoding", ""),
-            swaps,
-            scanner,
-        )
-        if self._leaked(flow, run, out.leaks - before):
-            return None
-        if out.problem is not None:
-            return self._refuse(flow, out.problem, out.status)
+        content_type = req.headers.get("content-type", "")
+        encoding = req.headers.get("content-encoding", "")
+        rewrite.rewrite_body(out, req.raw_content, content_type, encoding, state.swaps, scanner)
+        problem, status = self._leaked(flow, run, out.leaks - before), 403
+        if problem is None:
+            problem, status = out.problem, out.status
+        if problem is not None:
+            return self._refuse(flow, problem, status)
         if out.body is not None:
             req.raw_content = out.body
             if "content-length" in req.headers:
                 req.headers["content-length"] = str(len(out.body))
-        flow.metadata["cc_injected"] = sorted(out.injected)
-        return None
+        state.injected = sorted(out.injected)
 
     # -- responses --------------------------------------------------------------------
+    @guarded(_failed)
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        try:
-            self._responseheaders(flow)
-        except Exception as exc:
-            self._fail_response(flow, deny("internal_error", type(exc).__name__))
-
-    def _responseheaders(self, flow: http.HTTPFlow) -> None:
-        view = self._view(flow)
-        resp = flow.response
+        state, resp = self._state(flow), flow.response
+        view = state.view
         if resp is None or view is None or flow.request.method == "CONNECT":
-            return
-        pairs = view.scrub_pairs
-        if pairs:
-            fields = responses.scrub_fields(resp.headers.fields, pairs)
-            if fields is not resp.headers.fields:
-                resp.headers.fields = fields
-            resp.reason = responses.scrub_reason(resp.reason, pairs)
-        bodiless = flow.request.method == "HEAD" or resp.status_code in (101, 204, 304)
-        if bodiless or resp.status_code < 200:
-            return
-        if responses.small_enough_to_buffer(resp.headers):
-            # Scrubbed whole in `response`, keeping Content-Length: fewer writes per request.
-            flow.metadata["cc_scrub_body"] = bool(pairs)
-            return
-        if not pairs:
-            resp.stream = True
             return
 
         def abort(exc: DecodeError) -> None:
-            flow.metadata["cc_decision"] = deny("undecodable_response", str(exc))
-            if flow.killable:
-                flow.kill()
+            state.decision = deny(Reason.UNDECODABLE_RESPONSE, str(exc))
+            kill(flow)
 
-        try:
-            encoding = resp.headers.get("content-encoding", "")
-            stream, decoded = responses.body_stream(pairs, encoding, abort)
-        except DecodeError as exc:
-            return self._fail_response(flow, deny("undecodable_response", str(exc)))
-        if decoded:
-            del resp.headers["content-encoding"]
-        if "content-length" in resp.headers:
-            del resp.headers["content-length"]
-            if resp.http_version == "HTTP/1.1":
-                resp.headers["transfer-encoding"] = "chunked"
-        resp.stream = stream
+        how = plan.plan_response(flow.request.method, resp, view.scrub_pairs, abort)
+        if how.fields is not resp.headers.fields:
+            resp.headers.fields = how.fields
+        resp.reason = how.reason
+        if how.refusal is not None:
+            return self._fail_response(flow, how.refusal)
+        # A small body is scrubbed whole in `response`, keeping Content-Length (fewer writes).
+        state.scrub_body = how.mode is plan.ResponseMode.BUFFER and bool(view.scrub_pairs)
+        if how.mode in (plan.ResponseMode.STREAM, plan.ResponseMode.SCRUB):
+            resp.stream = how.stream or True
 
     def _fail_response(self, flow: http.HTTPFlow, decision: Decision, status: int = 502) -> None:
         """Turn the upstream's response into a refusal in place: its body is read and dropped.
-
         (Assigning a new ``flow.response`` here would still stream the upstream body after it.)
         """
-        resp = flow.response
-        if resp is None:
-            return
-        made = refusal(decision, status)
-        flow.metadata["cc_decision"] = decision
-        resp.status_code, resp.reason = made.status_code, made.reason
-        resp.headers = made.headers.copy()
-        resp.headers["content-length"] = str(len(made.raw_content or b""))
-        resp.stream = responses.replacement_stream(made.raw_content or b"")
+        made, resp = refusal(decision, status), flow.response
+        if resp is not None:
+            state_of(flow.metadata).decision = decision
+            resp.status_code, resp.reason = made.status_code, made.reason
+            resp.headers = made.headers.copy()
+            resp.headers["content-length"] = str(len(made.raw_content or b""))
+            resp.stream = responses.replacement_stream(made.raw_content or b"")
 
+    @guarded(_failed)
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT":
             return
-        view = self._view(flow)
-        if flow.metadata.get("cc_scrub_body") and flow.response is not None and view is not None:
+        state, resp = self._state(flow), flow.response
+        view = state.view
+        if state.scrub_body and resp is not None and view is not None:
             try:
-                scrubbed = responses.scrub_body(flow.response, view.scrub_pairs)
+                scrubbed = responses.scrub_body(resp, view.scrub_pairs)
             except ValueError:
-                decision = deny("undecodable_response", "the response body can't be decoded")
-                self._refuse(flow, decision, 502)
+                undecodable = "the response body can't be decoded"
+                self._refuse(flow, deny(Reason.UNDECODABLE_RESPONSE, undecodable), 502)
             else:
                 if scrubbed is not None:
-                    flow.response.content = scrubbed
+                    resp.content = scrubbed
         status = flow.response.status_code if flow.response else 0
-        self.audit.request(flow, self._run(flow), flow.metadata.get("cc_decision"), status=status)
+        # once: when a guard refused this request, it wrote the line already
+        self.audit.request(flow, state.run, state.decision, status=status, once=True)
 
+    @guarded(_failed)
     def error(self, flow: http.HTTPFlow) -> None:
         """A protocol error. mitmproxy puts its message (which may quote what a hostile
         upstream sent) into the 502 page for the client: if it holds a real value, the
         connection is killed instead, and the audit line gets the scrubbed message."""
         if flow.request.method == "CONNECT":
             return
-        view = self._view(flow)
-        message = flow.error.msg if flow.error else "error"
-        if view is not None and view.scrub_pairs:
-            scrubbed = responses.scrub_reason(message, view.scrub_pairs)
-            if scrubbed != message:
-                message = scrubbed
-                if flow.killable:
-                    flow.kill()
-        self.audit.request(
-            flow,
-            view.run if view is not None else None,
-            flow.metadata.get("cc_decision"),
-            status=0,
-            error=message,
+        state, message = self._state(flow), flow.error.msg if flow.error else "error"
+        scrubbed = (
+            responses.scrub_reason(message, state.view.scrub_pairs) if state.view else message
         )
+        if scrubbed != message:
+            kill(flow)
+        self.audit.request(flow, state.run, state.decision, status=0, error=scrubbed)
 
+    @guarded(_failed)
     def websocket_message(self, flow: http.HTTPFlow) -> None:
-        view = self._view(flow, fresh=True)
+        state = self._state(flow, fresh=True)
+        view = state.view
         if view is None or flow.websocket is None:
             return
-        run = view.run
         message = flow.websocket.messages[-1]
         if not message.from_client:
             if view.scrub_pairs:
                 message.content = scrub_bytes(message.content, view.scrub_pairs)
             return
-        leaks = view.leak_scanner(flow.metadata.get("cc_secrets", ())).scan(message.content)
-        if leaks:
-            self.audit.leak(flow, run, sorted(leaks))
-            if run.on_leak == "block":
-                message.drop()
-
-
-# -- running mitmproxy ---------------------------------------------------------------------
-StreamHandler = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Any]
-
-
-class _RunWriter:
-    """A StreamWriter that reports a run's synthetic peer name to mitmproxy."""
-
-    def __init__(self, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> None:
-        self._writer = writer
-        self._peer = peer
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "peername":
-            return self._peer
-        if name == "sockname":
-            return ("127.0.0.1", 0)
-        return self._writer.get_extra_info(name, default)
-
-    # The calls mitmproxy makes per write, passed straight through (no __getattr__ lookup).
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-
-    async def drain(self) -> None:
-        await self._writer.drain()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
-
-
-class _Running:
-    def __init__(self, on_running: Callable[[StreamHandler], Any]) -> None:
-        self.on_running = on_running
-
-    async def running(self) -> None:
-        proxyserver = ctx.master.addons.get("proxyserver")
-        instance = next(iter(proxyserver.servers))
-
-        async def handle(run_id: str, reader: asyncio.StreamReader, writer: Any) -> None:
-            await instance.handle_stream(reader, _RunWriter(writer, run_peername(run_id)))
-
-        result = self.on_running(handle)
-        if asyncio.iscoroutine(result):
-            await result
-
-
-def configure(master: Master, confdir: str, upstream_ca: str | None) -> None:
-    master.options.update(
-        mode=["regular@127.0.0.1:0"],
-        confdir=confdir,
-        connection_strategy="lazy",
-        ssl_insecure=False,
-        http2=True,
-        ssl_verify_upstream_trusted_ca=upstream_ca,
-    )
-
-
-async def serve(
-    engine: Engine,
-    audit: audit_mod.Audit,
-    *,
-    confdir: str,
-    upstream_ca: str | None,
-    on_running: Callable[[StreamHandler], Any],
-    ready: Callable[[Callable[[], None], Callable[[str], None]], None],
-) -> None:
-    """Run mitmproxy with the coatcheck addon until shut down."""
-    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
-    master = Master(options.Options(), with_termlog=False)
-    # Only what an intercepting explicit proxy needs: no onboarding app, no map/modify/replay
-    # features, no scripts. Fewer addons is less attack surface and less work per request.
-    master.addons.add(
-        core.Core(),
-        proxyserver.Proxyserver(),
-        next_layer.NextLayer(),
-        tlsconfig.TlsConfig(),
-        disable_h2c.DisableH2C(),
-    )
-    master.addons.add(Coatcheck(engine, audit), _Running(on_running))
-    configure(master, confdir, upstream_ca)
-
-    def set_ca(path: str) -> None:
-        master.options.update(ssl_verify_upstream_trusted_ca=path)
-
-    ready(master.shutdown, set_ca)
-    await master.run()
+        leaks = view.leak_scanner(state.secrets).scan(message.content)
+        if self._leaked(flow, view.run, leaks) is not None:
+            message.drop()

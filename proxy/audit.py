@@ -2,7 +2,9 @@
 
 Keys come from core.logs. A line names the run, the method, the real destination host, the
 path without its query, the status, the decision and its reason, and the *names* of the secrets
-injected. Leak signals are separate ``placeholder_leak`` lines.
+injected. Leak signals are separate ``placeholder_leak`` lines. What the addon knows of a request
+comes from its :class:`~proxy.flowstate.FlowState`; a failure in a connection hook, with no
+request to name, gets a line of its own (:meth:`Audit.failure`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import time
 from typing import IO, Any
 
 from core import logs
+from proxy.flowstate import FlowState, state_of
+from proxy.policy import Decision
+from proxy.reasons import Reason
 
 
 class Audit:
@@ -25,26 +30,61 @@ class Audit:
             self._log.info(event, **kw)
             self._stream.flush()
 
-    def request(self, flow: Any, run: Any, decision: Any, *, status: int, error: str = "") -> None:
+    def request(
+        self,
+        flow: Any,
+        run: Any,
+        decision: Any,
+        *,
+        status: int,
+        error: str = "",
+        once: bool = False,
+    ) -> None:
+        """The request's line; with ``once``, only if none was written for it yet."""
         req = flow.request
-        started = flow.metadata.get("cc_start")
-        final = flow.metadata.get("cc_decision", decision)
+        state = state_of(flow.metadata)
+        if once and state.audited:
+            return
+        final = state.decision if state.decision is not None else decision
+        host, port = _dest(flow, state)
         kw: dict[str, Any] = {
             logs.RUN_ID: run.run_id if run is not None else None,
             logs.METHOD: req.method,
-            logs.HOST: _dest(flow)[0],
-            logs.PORT: _dest(flow)[1],
+            logs.HOST: host,
+            logs.PORT: port,
             logs.PATH: req.path.split("?", 1)[0],
             logs.STATUS: status,
             logs.DECISION: ("allow" if final.allowed else "deny") if final else "deny",
-            logs.REASON: final.reason if final else (error or "unchecked"),
-            logs.SECRETS_INJECTED: flow.metadata.get("cc_injected", []),
+            logs.REASON: final.reason if final else Reason.UNCHECKED,
+            logs.SECRETS_INJECTED: list(state.injected),
         }
-        if started is not None:
-            kw[logs.DURATION_MS] = round((time.monotonic() - started) * 1000, 2)
+        if state.start is not None:
+            kw[logs.DURATION_MS] = round((time.monotonic() - state.start) * 1000, 2)
         if error:
             kw["error"] = error
         self._emit(logs.AUDIT_EVENT, **kw)
+        state.audited = True
+
+    def failure(
+        self, run_id: str | None, decision: Decision, *, host: str | None, port: int | None
+    ) -> None:
+        """A connection-level hook failed: no request to name, only the connection's run and
+        destination (when known)."""
+        self._emit(
+            logs.AUDIT_EVENT,
+            **{
+                logs.RUN_ID: run_id,
+                logs.METHOD: None,
+                logs.HOST: host,
+                logs.PORT: port,
+                logs.PATH: None,
+                logs.STATUS: 0,
+                logs.DECISION: "allow" if decision.allowed else "deny",
+                logs.REASON: decision.reason,
+                logs.SECRETS_INJECTED: [],
+                "error": decision.detail,
+            },
+        )
 
     def leak(self, flow: Any, run: Any, names: list[str]) -> None:
         req = flow.request
@@ -53,14 +93,15 @@ class Audit:
             **{
                 logs.RUN_ID: run.run_id if run is not None else None,
                 logs.METHOD: req.method,
-                logs.HOST: _dest(flow)[0],
+                logs.HOST: _dest(flow, state_of(flow.metadata))[0],
                 logs.PATH: req.path.split("?", 1)[0],
                 logs.LEAKED_PLACEHOLDERS: names,
             },
         )
 
 
-def _dest(flow: Any) -> tuple[str, int]:
+def _dest(flow: Any, state: FlowState) -> tuple[str, int]:
     """The real destination (the tunnel's), not what the request's Host header claims."""
-    dest = flow.metadata.get("cc_dest")
-    return (str(dest[0]), int(dest[1])) if dest else (str(flow.request.host), flow.request.port)
+    if state.dest is not None:
+        return state.dest
+    return (str(flow.request.host), flow.request.port)

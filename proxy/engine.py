@@ -19,9 +19,10 @@ from core.domains import parse_pattern
 from proxy.forms import paired_forms
 from proxy.leaks import LeakScanner
 from proxy.policy import Decision, allow, decide_address, decide_destination, deny, injectable
+from proxy.reasons import Reason
 from proxy.runs import RunPolicy, RunSecret
 from proxy.substitute import Swap
-from proxy.tunnels import Tunnel
+from proxy.tunnels import Tunnel, norm
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 MEMO_LIMIT = 4096
@@ -217,20 +218,33 @@ class Engine:
         """Resolve ``host`` once, check every answer, return the first allowed address."""
         mapped = run.resolve.get(host) or self.resolve.get(host)
         if mapped is not None:
-            return mapped, allow("resolve_mapped")
+            return mapped, allow(Reason.RESOLVE_MAPPED)
         try:
             answers = await self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
             return "", deny(
-                "dns_failed", f"{host} could not be resolved ({exc.__class__.__name__})"
+                Reason.DNS_FAILED, f"{host} could not be resolved ({exc.__class__.__name__})"
             )
-        last = deny("dns_failed", f"{host} has no address")
+        last = deny(Reason.DNS_FAILED, f"{host} has no address")
         for ip in answers:
             decision = decide_address(run, host, ip)
             if decision.allowed:
                 return ip, decision
             last = decision
         return "", last
+
+    async def open_tunnel(
+        self, run: RunPolicy | None, host: str, port: int
+    ) -> tuple[Tunnel | None, Decision]:
+        """CONNECT ``host:port``: may the run reach it? Resolve and check it once; the tunnel
+        remembers the address (or why it was refused) for the requests and dials that follow."""
+        decision = decide_destination(run, host, port)
+        if not decision.allowed or run is None:
+            return None, decision
+        tunnel = Tunnel(norm(host), port)
+        if await self.check_tunnel(run, tunnel, tunnel.host, port):
+            return tunnel, decision
+        return tunnel, tunnel.refused or deny(Reason.ADDRESS_REFUSED, "address refused")
 
     async def check_tunnel(self, run: RunPolicy, tunnel: Tunnel, host: str, port: int) -> bool:
         """Resolve and check ``host`` for ``tunnel``; remember the address, or the refusal."""

@@ -1,8 +1,9 @@
-"""The byte forms in which a token may travel on the wire. Pure.
+"""The uniform byte forms in which a token may travel on the wire. Pure.
 
 A secret echoed by an upstream rarely comes back verbatim: it sits in a JSON string, a
 percent-encoded query or form field, or inside base64 (``Authorization: Basic
-base64(user:TOKEN)``). :func:`forms` gives the textual encodings:
+base64(user:TOKEN)``). :func:`forms` gives the textual encodings as whole-value encoders write
+them:
 
 - raw UTF-8;
 - JSON string contents: non-ASCII kept or ``\\uXXXX``-escaped (lower- or upper-case hex), ``/``
@@ -18,11 +19,10 @@ base64 characters fully determined by the text alone: characters that mix in bit
 neighbouring bytes are dropped. Texts shorter than 6 bytes have none (cores that short would
 match by chance).
 
-:func:`paired_forms` pairs each form of a real value with the same form of its placeholder (same
-encoding, same base64 alignment and alphabet), so a scrubber replaces like with like. A base64
-core of a placeholder of another length leaves the base64 edges inconsistent: the result decodes
-to the placeholder with a garbled character at each end, and those edge characters carry at most
-a few bits of the first and last byte of the real value.
+These lists are what the leak scanner (:mod:`proxy.leaks`) looks for, and what
+:func:`same_form` uses to give a scrubbed occurrence its placeholder in the very form it had. The
+scrubber itself matches by meaning: any mix of escaped and unescaped characters
+(:mod:`proxy.spellings`), so :func:`paired_forms` now only pairs the value with its placeholder.
 
 All outputs are deduplicated in a stable order; the empty string has no forms.
 """
@@ -33,6 +33,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from itertools import product
 from urllib.parse import quote, quote_plus
 
@@ -104,13 +105,13 @@ def forms(text: str) -> tuple[bytes, ...]:
     return _dedupe([encode(text).encode("utf-8", "surrogatepass") for encode in _ENCODERS])
 
 
-def _core(raw: bytes, offset: int, urlsafe: bool) -> bytes:
+def core(raw: bytes, offset: int, urlsafe: bool) -> bytes:
     """Base64 characters of ``raw`` preceded by ``offset`` bytes that depend on ``raw`` only."""
     encoded = base64.b64encode(bytes(offset) + raw)
     first = -(-8 * offset // 6)  # ceil: the first character starting inside raw
     end = 8 * (offset + len(raw)) // 6  # floor: the characters ending inside raw
-    core = encoded[first:end]
-    return core.translate(_URL_SAFE) if urlsafe else core
+    run = encoded[first:end]
+    return run.translate(_URL_SAFE) if urlsafe else run
 
 
 _ALIGNMENTS = tuple(product((0, 1, 2), (False, True)))
@@ -121,22 +122,31 @@ def base64_cores(text: str) -> tuple[bytes, ...]:
     raw = text.encode("utf-8", "surrogatepass")
     if len(raw) < _MIN_BASE64:
         return ()
-    return _dedupe([_core(raw, offset, urlsafe) for offset, urlsafe in _ALIGNMENTS])
+    return _dedupe([core(raw, offset, urlsafe) for offset, urlsafe in _ALIGNMENTS])
 
 
 def paired_forms(real: str, placeholder: str) -> tuple[tuple[bytes, bytes], ...]:
-    """``(form of real, same form of placeholder)`` for every form and base64 core of ``real``.
-
-    Deduplicated on the real form (the first pairing wins).
-    """
+    """``((real, placeholder),)`` as UTF-8: what :mod:`proxy.scrub` takes for one secret (it
+    derives every spelling of ``real`` itself). Empty for an empty ``real``."""
     if not real:
         return ()
-    pairs: dict[bytes, bytes] = {}
-    for encode in _ENCODERS:
-        needle = encode(real).encode("utf-8", "surrogatepass")
-        pairs.setdefault(needle, encode(placeholder).encode("utf-8", "surrogatepass"))
-    raw, swap = (s.encode("utf-8", "surrogatepass") for s in (real, placeholder))
-    if len(raw) >= _MIN_BASE64:
-        for offset, urlsafe in _ALIGNMENTS:
-            pairs.setdefault(_core(raw, offset, urlsafe), _core(swap, offset, urlsafe))
-    return tuple(pairs.items())
+    return ((_utf8(real), _utf8(placeholder)),)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+@lru_cache(maxsize=256)
+def _form_index(real: str) -> dict[bytes, int]:
+    index: dict[bytes, int] = {}
+    for i, encode in enumerate(_ENCODERS):
+        index.setdefault(_utf8(encode(real)), i)
+    return index
+
+
+def same_form(occurrence: bytes, real: str, placeholder: str) -> bytes | None:
+    """``placeholder`` in the form ``occurrence`` has, if it is one of the :func:`forms` of
+    ``real``; else None."""
+    i = _form_index(real).get(occurrence)
+    return None if i is None else _utf8(_ENCODERS[i](placeholder))

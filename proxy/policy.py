@@ -1,9 +1,10 @@
 """Allow or deny, always with a reason: pure decisions on the real destination.
 
-Every function returns a :class:`Decision`; its ``reason`` (a stable snake_case word) goes into
-the 403 body, the ``X-Coatcheck-Reason`` header and the audit line. The destination is always
-the one the proxy will dial (the CONNECT target, or an absolute-form target for plain HTTP);
-``Host`` and ``:authority`` are client claims and are only checked against it.
+Every function returns a :class:`Decision`; its ``reason`` (a :class:`~proxy.reasons.Reason`,
+whose value is a stable snake_case word) goes into the 403 body, the ``X-Coatcheck-Reason``
+header and the audit line. The destination is always the one the proxy will dial (the CONNECT
+target, or an absolute-form target for plain HTTP); ``Host`` and ``:authority`` are client
+claims and are only checked against it.
 """
 
 from __future__ import annotations
@@ -14,45 +15,46 @@ from dataclasses import dataclass
 from core.addresses import allowed_by_cidr, parse_ip_literal, refusal_reason
 from core.domains import matches_any, normalize_host
 from core.errors import InvalidDomain
+from proxy.reasons import Reason
 from proxy.runs import RunPolicy, RunSecret
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    reason: str
+    reason: Reason
     detail: str = ""
 
 
-def allow(reason: str, detail: str = "") -> Decision:
+def allow(reason: Reason, detail: str = "") -> Decision:
     return Decision(True, reason, detail)
 
 
-def deny(reason: str, detail: str) -> Decision:
+def deny(reason: Reason, detail: str) -> Decision:
     return Decision(False, reason, detail)
 
 
 def decide_destination(run: RunPolicy | None, host: str, port: int) -> Decision:
     """May this run talk to ``host:port`` at all?"""
     if run is None:
-        return deny("unknown_client", "this connection does not come from a registered run")
+        return deny(Reason.UNKNOWN_CLIENT, "this connection does not come from a registered run")
     ip = parse_ip_literal(host)
     if ip is not None:
         if allowed_by_cidr(ip, run.allow_cidrs):
-            return allow("cidr_allowed")
+            return allow(Reason.CIDR_ALLOWED)
         return deny(
-            "ip_literal",
+            Reason.IP_LITERAL,
             f"{host} is an IP address; only names on the allowlist are reachable "
             "(an operator can allow a range with --allow-cidr)",
         )
     try:
         name = normalize_host(host)
     except InvalidDomain:
-        return deny("bad_host", f"{host!r} is not a valid host name")
+        return deny(Reason.BAD_HOST, f"{host!r} is not a valid host name")
     if matches_any(run.allowlist, name, port) is not None:
-        return allow("allowlisted")
+        return allow(Reason.ALLOWLISTED)
     return deny(
-        "not_allowlisted",
+        Reason.NOT_ALLOWLISTED,
         f"{name}:{port} is not on this run's allowlist; allow it with --allow {name} "
         "or vault a secret for it",
     )
@@ -65,17 +67,17 @@ def decide_address(run: RunPolicy, host: str, ip: str) -> Decision:
     except InvalidDomain:
         name = host
     if name in run.resolve:
-        return allow("resolve_mapped")
+        return allow(Reason.RESOLVE_MAPPED)
     if allowed_by_cidr(ip, run.allow_cidrs):
-        return allow("cidr_allowed")
+        return allow(Reason.CIDR_ALLOWED)
     why = refusal_reason(ip)
     if why is not None:
         return deny(
-            f"address_{why}",
+            Reason.for_address(why),
             f"{host} resolves to {ip} ({why.replace('_', ' ')}); map it explicitly with "
             "--resolve HOST:ADDR or allow the range with --allow-cidr",
         )
-    return allow("public_address")
+    return allow(Reason.PUBLIC_ADDRESS)
 
 
 def check_binding(
@@ -83,7 +85,7 @@ def check_binding(
 ) -> Decision:
     """The client's claims (Host, :authority) must name the real destination."""
     if len(host_headers) > 1:
-        return deny("duplicate_host", "the request has more than one Host header")
+        return deny(Reason.DUPLICATE_HOST, "the request has more than one Host header")
     claims = [h for h in (*host_headers, authority or "") if h]
     for claim in claims:
         host, port = split_host_port(claim)
@@ -93,11 +95,11 @@ def check_binding(
             same = False
         if not same or (port is not None and port != dest_port):
             return deny(
-                "host_mismatch",
+                Reason.HOST_MISMATCH,
                 f"the request claims host {claim!r} but its connection goes to "
                 f"{dest_host}:{dest_port}",
             )
-    return allow("bound")
+    return allow(Reason.BOUND)
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:

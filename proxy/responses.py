@@ -2,7 +2,9 @@
 
 Headers are scrubbed whole; bodies stream through a decoder (for gzip, deflate, br, zstd) and a
 :class:`~proxy.scrub.Scrubber` that holds back only a possible partial match, so server-sent
-events flow without delay and a value split across chunks is still replaced.
+events flow without delay and a value split across chunks (inside an escape sequence too) is
+still replaced. A value is found in any spelling a client decodes back to it (JSON and percent
+escapes in any mix, base64): see :mod:`proxy.spellings`.
 """
 
 from __future__ import annotations

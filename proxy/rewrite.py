@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from proxy.decoders import DecodeError, stream_decoder
 from proxy.leaks import LeakScanner
 from proxy.policy import Decision, deny
+from proxy.reasons import Reason
 from proxy.substitute import (
     Swap,
     basic_payload,
@@ -40,7 +41,7 @@ class Outcome:
 
 
 def too_large() -> Decision:
-    return deny("too_large", f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
+    return deny(Reason.TOO_LARGE, f"request body over {MAX_INSPECT_BYTES} bytes can't be checked")
 
 
 _BASIC = re.compile(rb"(?i)basic ")
@@ -113,7 +114,10 @@ def rewrite_body(
         if decode is not None:
             plain = decode(body) + decode(b"", final=True)
     except DecodeError:
-        out.problem, out.status = deny("undecodable_body", "the request body can't be decoded"), 415
+        out.problem, out.status = (
+            deny(Reason.UNDECODABLE_BODY, "the request body can't be decoded"),
+            415,
+        )
         return
     out.leaks |= scanner.scan(plain)
     body_swaps = [s for s in swaps if "body" in s.surfaces]
@@ -122,13 +126,13 @@ def rewrite_body(
         return
     if decode is not None:
         out.problem = deny(
-            "compressed_body",
+            Reason.COMPRESSED_BODY,
             "a placeholder inside a compressed request body is not substituted; "
             "send the body uncompressed",
         )
     elif body_kind(content_type) == "multipart":
         out.problem = deny(
-            "multipart_body",
+            Reason.MULTIPART_BODY,
             "a placeholder inside a multipart body is not substituted; use a header",
         )
     if out.problem is not None:

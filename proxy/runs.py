@@ -18,6 +18,7 @@ from core.addresses import parse_cidrs
 from core.domains import DomainPattern, normalize_host, parse_pattern, parse_patterns
 from core.errors import UsageError
 from core.surfaces import SURFACES
+from proxy.pathrules import path_matches
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{3,63}$")
 ON_LEAK = ("log", "block")
@@ -55,24 +56,6 @@ class RunPolicy:
         # Every secret's domains plus --allow; asked on every request, so computed once.
         allowed = tuple(p for s in self.secrets for p in s.domains) + self.allow
         object.__setattr__(self, "allowlist", allowed)
-
-
-_AMBIGUOUS_PATH = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)|//|\\|%2f|%5c", re.IGNORECASE)
-
-
-def path_matches(rule: str, path: str) -> bool:
-    """``/v1/*`` matches ``/v1/`` and below; a rule without ``*`` matches that exact path.
-
-    A path that servers may route differently from how it reads (dot segments, plain or
-    percent-encoded; empty segments; backslashes; encoded slashes) matches no rule, so
-    ``/v1/../admin`` never gets a secret restricted to ``/v1/*``.
-    """
-    path = path.split("?", 1)[0].split("#", 1)[0]
-    if _AMBIGUOUS_PATH.search(path):
-        return False
-    if rule.endswith("*"):
-        return path.startswith(rule[:-1])
-    return path == rule
 
 
 def parse_resolve(items: Mapping[str, str] | list[str]) -> dict[str, str]:

@@ -33,6 +33,7 @@ from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
 
 REAP_INTERVAL_S = 2.0
+BUNDLE_PREFIX = "upstream-ca-"
 
 
 class ProxyService:
@@ -51,12 +52,12 @@ class ProxyService:
         self.run_cas: dict[str, list[str]] = {}
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._handle: Callable[..., Any] | None = None
-        self._set_ca: Callable[[str], None] = lambda _p: None
+        self._set_ca: Callable[[str | None], None] = lambda _p: None
         self.shutdown: Callable[[], None] = lambda: None
         self.ephemeral_owner: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------
-    def ready(self, shutdown: Callable[[], None], set_ca: Callable[[str], None]) -> None:
+    def ready(self, shutdown: Callable[[], None], set_ca: Callable[[str | None], None]) -> None:
         self.shutdown, self._set_ca = shutdown, set_ca
 
     async def on_running(self, handle: Callable[..., Any]) -> None:
@@ -171,12 +172,15 @@ class ProxyService:
         shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
 
     def _update_cas(self) -> None:
+        """Trust exactly the CAs of the runs registered now: a run's CA is no longer trusted
+        once it has left, and bundles no run needs are removed."""
         path = self.upstream_bundle()
-        if path is not None:
-            self._set_ca(path)
+        self._set_ca(path)  # None: the public roots only
+        self.remove_bundles(keep=path)
 
     def upstream_bundle(self) -> str | None:
-        """Upstream trust = public roots + service CAs + every registered run's CAs."""
+        """Upstream trust = public roots + service CAs + every registered run's CAs, in a file
+        of this service's own socket directory (no other service shares it)."""
         extra = self.base_cas + [pem for pems in self.run_cas.values() for pem in pems]
         if not extra:
             return None
@@ -184,10 +188,16 @@ class ProxyService:
 
         text = Path(certifi.where()).read_text() + "\n" + "\n".join(extra)
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        path = self.paths.dir / f"upstream-ca-{digest}.pem"
+        ensure_private_dir(self.paths.sockets)
+        path = self.paths.sockets / f"{BUNDLE_PREFIX}{digest}.pem"
         if not path.exists():
             path.write_text(text)
         return str(path)
+
+    def remove_bundles(self, keep: str | None = None) -> None:
+        for old in self.paths.sockets.glob(f"{BUNDLE_PREFIX}*.pem"):
+            if str(old) != keep:
+                old.unlink(missing_ok=True)
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -217,7 +227,7 @@ def build(args: argparse.Namespace, open_values: OpenValues) -> ProxyService:
 
 
 async def amain(argv: list[str], open_values: OpenValues) -> int:
-    from proxy import addon
+    from proxy import mitm
 
     args = _parse_args(argv)
     service = build(args, open_values)
@@ -268,7 +278,7 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
         loop.add_signal_handler(sig, lambda: service.shutdown())
     upstream = service.upstream_bundle()
     try:
-        await addon.serve(
+        await mitm.serve(
             service.engine,
             Audit(audit_stream),
             confdir=str(service.paths.confdir),
@@ -279,6 +289,7 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
     finally:
         for run in service.engine.runs():
             await service.unregister(run.run_id)
+        service.remove_bundles()
         if initial is None:
             with contextlib.suppress(FileNotFoundError):
                 service.paths.control.unlink()

@@ -94,7 +94,7 @@ def run_command(
     Streams the command's output and exits with its exit code; 124 on timeout, 125 when the
     sandbox can't be set up. Starts its own proxy unless `coatcheck proxy` is running.
     """
-    from runner.run import RunRequest, execute
+    from runner.run import RunRequest, execute, stop_on_signals
 
     req = RunRequest(
         command=command,
@@ -108,5 +108,6 @@ def run_command(
         timeout=timeout,
         on_leak=on_leak,
     )
-    code = execute(req, home=coatcheck_home(), log=sys.stderr if log_json else None)
+    with stop_on_signals():
+        code = execute(req, home=coatcheck_home(), log=sys.stderr if log_json else None)
     raise SystemExit(code)

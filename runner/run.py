@@ -13,12 +13,13 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ from core.errors import (
     ProxyUnavailable,
     RegistrationRefused,
     SandboxError,
+    Stopped,
     UsageError,
 )
 from core.messages import Registered, Registration
@@ -180,6 +182,29 @@ class EphemeralProxy:
             self.proc.kill()
         wait_or_kill(self.proc, timeout=5)
         shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) raise ``Stopped`` in the main thread, so the
+    container, the run's registration and an ephemeral proxy are removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if fired:  # cleanup is under way: a second signal must not cut it short
+            return
+        fired.append(signum)
+        raise Stopped(signum, signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def execute(

@@ -85,6 +85,18 @@ def _exit_status(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def _reset_signals() -> None:
+    """The job starts with the signal state of a plain container: every disposition default
+    (Python ignores SIGPIPE and SIGXFSZ, so `yes | head -1` would say "Broken pipe") and an
+    empty signal mask."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -101,6 +113,7 @@ def main(argv: list[str]) -> int:
     child = os.fork()
     if child == 0:
         listener.close()
+        _reset_signals()
         try:
             os.execvp(argv[0], argv)  # noqa: S606 - the job, exactly as given
         except OSError as exc:
@@ -111,9 +124,15 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+    for sig in forwarded:
         signal.signal(sig, forward)
+    # Relay threads must never take a signal: Python runs handlers in the main thread only, so
+    # a signal delivered to a relay thread would wait unseen while the main thread sits in
+    # wait(). Threads inherit the mask in force when they start.
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
     threading.Thread(target=_accept_loop, args=(listener, path), daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
     while True:  # PID 1 reaps every orphan; the job's own status decides the exit code
         try:
             pid, status = os.wait()

@@ -1,13 +1,25 @@
 """Shared fixtures: an isolated environment for every test, a test CA, a local TLS upstream and
-the real proxy service (session-wide; each test registers its own runs)."""
+the real proxy service (session-wide; each test registers its own runs), and the Docker tier.
+
+The Docker tier (tests marked ``docker``) needs a Docker engine and the sandbox image. Whether
+both are there is checked once per session, and only when such tests were selected:
+
+- neither there, ``COATCHECK_REQUIRE_DOCKER`` unset: each Docker test is skipped with the
+  one-line reason, so the pure and proxy tiers pass on a machine without Docker;
+- ``COATCHECK_REQUIRE_DOCKER=1`` (``make test``, CI): the run stops at once with that reason and
+  a non-zero exit code, and a Docker test skipped for any other reason counts as a failure.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import ssl
-from collections.abc import Iterator
+import warnings
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +27,7 @@ import trustme
 
 from core.errors import SecretNotFound
 from tests.support.harness import ProxyHarness, Run, start_proxy
-from tests.support.upstream import Upstream, start_upstream
+from tests.support.upstream import Upstream, new_tag, start_upstream
 from vault.keystore import FileKeystore
 from vault.secret import SecretValue
 from vault.store import Vault
@@ -31,6 +43,93 @@ TEST_NAMES = (
     "evil.test",
     "api.coatcheck.test.evil.test",
 )
+REQUIRE_DOCKER = "COATCHECK_REQUIRE_DOCKER"
+SANDBOX_IMAGE = "coatcheck/sandbox:latest"
+NO_ENGINE = "no Docker engine: start dockerd (`make docker`) or set DOCKER_HOST"
+
+
+# -- the Docker tier ------------------------------------------------------------------------
+def docker_required() -> bool:
+    return os.environ.get(REQUIRE_DOCKER, "") not in ("", "0")
+
+
+def docker_problem() -> str | None:
+    """Why the Docker tier can't run here (one line), or None when it can."""
+    import docker
+    import requests
+
+    from core.errors import SandboxError
+    from sandbox.docker import Sandboxes
+
+    with warnings.catch_warnings():
+        # docker-py leaves the socket of its failed API-version probe to the garbage collector
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.from_env(timeout=15)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return f"{NO_ENGINE} ({_one_line(exc)})"
+        finally:
+            gc.collect()
+    try:
+        client.ping()
+        Sandboxes(client).check_image(SANDBOX_IMAGE)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return f"{NO_ENGINE} ({_one_line(exc)})"
+    except SandboxError as exc:
+        return _one_line(exc)
+    finally:
+        client.close()
+    return None
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: `-m "not docker"` never asks Docker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    selected = [item for item in items if item.get_closest_marker("docker")]
+    if not selected:
+        return
+    problem = docker_problem()
+    if problem is None:
+        return
+    if docker_required():
+        pytest.exit(
+            f"{REQUIRE_DOCKER}=1, but the {len(selected)} Docker tests can't run: {problem}",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
+    skip = pytest.mark.skip(reason=problem)
+    for item in selected:
+        item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """With COATCHECK_REQUIRE_DOCKER=1, a skipped Docker test (a skip marker, a pytest.skip in
+    a fixture or the test) is reported as a failure: the tier did not run, the run is red."""
+    report = yield
+    required = docker_required() and item.get_closest_marker("docker") is not None
+    if required and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_DOCKER}=1, but this Docker test was skipped: {reason}"
+    return report
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Iterator[Any]:
+    """A client of the Docker engine (Docker-tier tests only)."""
+    from tests.sandbox.helpers import docker_client
+
+    with docker_client() as client:
+        yield client
+
+
+# -- every test -----------------------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +138,13 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COATCHECK_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COATCHECK_VAULT_KEY_FILE", str(tmp_path / "vault.key"))
+
+
+@pytest.fixture
+def tag() -> str:
+    """A tag for this test's own requests to the session-wide servers: put it in each request
+    (``tagged(url, tag)``) and find them with ``received_with(server, tag)``."""
+    return new_tag()
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ LAYERS = {
     "runner": {"core", "proxy", "vault", "sandbox", "images"},
 }
 ONLY_IN = {
-    "mitmproxy": {"proxy/addon.py"},
+    "mitmproxy": {"proxy/addon.py", "proxy/mitm.py"},
     "docker": {"sandbox/docker.py"},
     "keyring": {"vault/keystore.py"},
     "trustme": set(),  # test and demo helpers stay out of the shipped packages
@@ -35,7 +35,9 @@ PURE = (
     "core/domains.py", "core/addresses.py", "proxy/forms.py", "proxy/scrub.py",
     "proxy/policy.py", "proxy/substitute.py", "proxy/leaks.py", "core/placeholders.py",
     "proxy/runs.py", "proxy/decoders.py", "proxy/rewrite.py", "proxy/responses.py",
-    "proxy/tunnels.py", "core/messages.py", "core/errors.py",
+    "proxy/tunnels.py", "core/messages.py", "core/errors.py", "proxy/reasons.py",
+    "proxy/plan.py", "proxy/flowstate.py", "proxy/guard.py", "proxy/identity.py",
+    "proxy/patterns.py", "proxy/spellings.py", "proxy/matching.py",
 )  # fmt: skip
 IO_MODULES = {"mitmproxy", "docker", "keyring", "socket", "subprocess", "structlog", "requests",
               "httpx", "asyncio", "os", "shutil"}  # fmt: skip

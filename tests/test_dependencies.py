@@ -72,9 +72,7 @@ def providers(module: str) -> set[str]:
     names = {norm(d) for d in dists.get(top, [])}
     if "." in module:  # a namespace package: only the distributions with that subpackage
         sub = module.replace(".", "/")
-        names = {
-            n for n in names if any(str(f).startswith(sub) for f in md.files(n) or ())
-        }
+        names = {n for n in names if any(str(f).startswith(sub) for f in md.files(n) or ())}
     return names
 
 
@@ -122,7 +120,9 @@ def test_the_check_catches_an_undeclared_import(source, missing):
 
 def test_mitmproxy_is_pinned_to_a_minor_release():
     """The proxy uses mitmproxy's internals: its range must be one minor release wide."""
-    (spec,) = [r for r in PYPROJECT["project"]["dependencies"] if requirement_name(r) == "mitmproxy"]
+    (spec,) = [
+        r for r in PYPROJECT["project"]["dependencies"] if requirement_name(r) == "mitmproxy"
+    ]
     low = re.search(r">=\s*(\d+)\.(\d+)", spec)
     high = re.search(r"<\s*(\d+)\.(\d+)", spec)
     assert low and high, spec

@@ -13,6 +13,7 @@ from core.errors import InvalidDomain, InvalidName, InvalidValue, UsageError
 from vault.secret import PLACEHOLDER_FORMATS, SURFACES, PlaceholderFormat, SecretValue
 
 MAX_NAME_LENGTH: Final = 128
+MIN_VALUE_BYTES: Final = 8
 MAX_VALUE_BYTES: Final = 64 * 1024
 
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -50,7 +51,8 @@ def validate_name(name: str) -> str:
 def validate_value(value: SecretValue, *, shaped: bool = False) -> SecretValue:
     """Return ``value`` if it can be injected safely, else raise InvalidValue.
 
-    Refuses an empty value, CR, LF and NUL (header injection) and values over 64 KiB; with
+    Refuses an empty value, CR, LF and NUL (header injection), values under 8 bytes (too short
+    to scrub safely) and values over 64 KiB; with
     ``shaped``, a value too short for a shaped placeholder with 128 random bits.
     """
     raw = value.reveal()
@@ -64,6 +66,12 @@ def validate_value(value: SecretValue, *, shaped: bool = False) -> SecretValue:
             "ending inside the value (only one trailing newline is stripped from stdin)"
         )
     size = len(raw.encode("utf-8", "surrogatepass"))
+    if size < MIN_VALUE_BYTES:
+        raise InvalidValue(
+            f"the secret value is {size} bytes, at least {MIN_VALUE_BYTES} are required: the "
+            "proxy scrubs real values out of responses, and a value this short can't be told "
+            "apart from ordinary text or rebuilt from a few guesses; nothing was stored"
+        )
     if size > MAX_VALUE_BYTES:
         raise InvalidValue(
             f"the secret value is {size} bytes, at most {MAX_VALUE_BYTES} are allowed; "

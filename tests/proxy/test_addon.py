@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import inspect
+import json
+from types import SimpleNamespace
 
 import pytest
-from mitmproxy import http
+from mitmproxy import connection, http
+from mitmproxy.flow import Error
+from mitmproxy.proxy import server_hooks
 from mitmproxy.test import taddons, tflow
 
 from proxy.addon import REASON_HEADER, Coatcheck, Tunnel, run_peername
 from proxy.audit import Audit
 from proxy.engine import DictValues, Engine
+from proxy.flowstate import state_of
 from proxy.runs import parse_run
 
 VALUE = "real-secret-value-0123456789"
@@ -98,7 +104,7 @@ def test_header_is_swapped_on_tls_to_the_secret_domain(setup):
         through_request(addon, f)
     assert f.response is None
     assert f.request.headers["Authorization"] == f"Bearer {VALUE}"
-    assert f.metadata["cc_injected"] == ["TOKEN"]
+    assert state_of(f.metadata).injected == ["TOKEN"]
 
 
 def test_basic_auth_is_swapped_inside_base64(setup):
@@ -245,3 +251,187 @@ def test_small_undecodable_response_is_refused(setup):
         addon.response(f)
     assert f.response.status_code == 502
     assert VALUE.encode() not in (f.response.raw_content or b"")
+
+
+# -- hooks fail closed and never raise -----------------------------------------------------------
+class BrokenEngine(Engine):
+    """An engine whose every look-up of a run fails, with a real value in the message."""
+
+    def view(self, run_id):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"broken while holding {VALUE}")
+
+
+class Exploding:
+    """Any attribute read raises (a broken hook argument)."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"no {name} near {VALUE}")
+
+
+class ExplodingTunnels(dict):  # type: ignore[type-arg]
+    def pop(self, *args):  # type: ignore[no-untyped-def]
+        raise RuntimeError(VALUE)
+
+
+@pytest.fixture
+def broken(setup):  # type: ignore[no-untyped-def]
+    """The addon with an engine that raises, and a run's flow."""
+    _, run, _, _ = setup
+    rec = Recorder()
+    addon = Coatcheck(BrokenEngine(DictValues({"TOKEN": VALUE})), Audit(rec))  # type: ignore[arg-type]
+    return addon, run, rec
+
+
+def audit_lines(rec):  # type: ignore[no-untyped-def]
+    assert all(VALUE not in line for line in rec.lines), "a value reached the audit log"
+    return [json.loads(line) for line in rec.lines]
+
+
+def internal_errors(rec):  # type: ignore[no-untyped-def]
+    return [line for line in audit_lines(rec) if line["reason"] == "internal_error"]
+
+
+def assert_refused(f, status):  # type: ignore[no-untyped-def]
+    assert f.response is not None and f.response.status_code == status
+    assert f.response.headers[REASON_HEADER] == "internal_error"
+    assert VALUE.encode() not in (f.response.raw_content or b"")
+    if callable(f.response.stream):  # replaced in place: the refusal is what streams out
+        sent = b"".join([*f.response.stream(b"upstream body"), *f.response.stream(b"")])
+        assert b"internal_error" in sent and b"upstream" not in sent
+
+
+def assert_killed(f):  # type: ignore[no-untyped-def]
+    assert f.error is not None and f.error.msg == Error.KILLED_MESSAGE
+
+
+def buffered(f):  # type: ignore[no-untyped-def]
+    f.response = http.Response.make(200, b"upstream body")
+    return f
+
+
+def streamed(f):  # type: ignore[no-untyped-def]
+    buffered(f).response.stream = True
+    return f
+
+
+@pytest.mark.parametrize(
+    ("hook", "prepare", "expect", "status"),
+    [
+        ("http_connect", None, "refused", 500),
+        ("requestheaders", None, "refused", 500),
+        ("request", None, "refused", 500),
+        ("responseheaders", buffered, "refused", 502),
+        ("response", buffered, "refused", 500),
+        ("response", streamed, "killed", 0),
+        ("error", lambda f: setattr(f, "error", Error("upstream said " + VALUE)), "killed", 0),
+    ],
+    ids=["http_connect", "requestheaders", "request", "responseheaders", "response-buffered",
+         "response-streamed", "error"],
+)  # fmt: skip
+def test_flow_hook_fails_closed_and_audits(broken, hook, prepare, expect, status):
+    addon, run, rec = broken
+    with taddons.context(addon):
+        f = make_flow(addon, run, method="CONNECT" if hook == "http_connect" else "GET")
+        if prepare is not None:
+            prepare(f)
+        hook_fn = getattr(addon, hook)
+        assert inspect.iscoroutinefunction(hook_fn) == (hook == "http_connect")
+        call(addon, hook, f)  # raises nothing
+    if expect == "refused":
+        assert_refused(f, status)
+    else:
+        assert_killed(f)
+    (line,) = internal_errors(rec)
+    assert line["decision"] == "deny" and line["status"] == status
+    assert line["host"] == HOST and line["path"] == "/v1/x"
+
+
+def test_websocket_message_hook_fails_closed_and_audits(broken):
+    addon, run, rec = broken
+    with taddons.context(addon):
+        f = tflow.tflow(resp=True, ws=True)
+        f.client_conn.peername = run_peername(run.run_id)
+        message = f.websocket.messages[-1]
+        addon.websocket_message(f)
+    assert message.dropped
+    assert_killed(f)
+    assert len(internal_errors(rec)) == 1
+
+
+def test_a_refused_request_is_audited_once(broken):
+    """The guard in requestheaders writes the line; the response hook that follows (which
+    fails too) does not write another."""
+    addon, run, rec = broken
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        through_request(addon, f)
+        addon.response(f)  # mitmproxy's next hook for a response an addon set
+    assert_refused(f, 500)
+    assert len(audit_lines(rec)) == 1
+
+
+def call(addon, name, arg):  # type: ignore[no-untyped-def]
+    result = getattr(addon, name)(arg)
+    if inspect.iscoroutine(result):
+        asyncio.run(result)
+
+
+def client_of(run):  # type: ignore[no-untyped-def]
+    client = tflow.tclient_conn()
+    client.peername = run_peername(run.run_id)
+    return client
+
+
+def hook_data(hook, client):  # type: ignore[no-untyped-def]
+    if hook == "tls_clienthello":  # the client is known, its hello is broken
+        return SimpleNamespace(context=SimpleNamespace(client=client), client_hello=Exploding())
+    if hook == "server_connect":  # the engine that picks the address is broken
+        server = connection.Server(address=(HOST, 443))
+        return server_hooks.ServerConnectionHookData(server=server, client=client)
+    return server_hooks.ServerConnectionHookData(server=Exploding(), client=client)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hook", ["tls_clienthello", "server_connect", "server_connected"])
+def test_connection_hook_fails_closed_and_audits(broken, hook):
+    """Without a request to refuse, the connection's later requests are: its tunnel is marked
+    with the refusal, and a server is not dialled."""
+    addon, run, rec = broken
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        data = hook_data(hook, f.client_conn)
+        call(addon, hook, data)  # raises nothing
+        addon.engine = Engine(DictValues({"TOKEN": VALUE}))  # the engine works again, but
+        addon.engine.register(run)
+        through_request(addon, f)  # the connection stays refused
+    assert_refused(f, 500)
+    if hook == "server_connect":
+        assert data.server.error and VALUE not in data.server.error
+    (line,) = internal_errors(rec)
+    assert line["run_id"] == run.run_id and line["host"] == HOST and line["port"] == 443
+    assert line["error"].startswith(hook) and line["status"] == 0
+
+
+def test_client_disconnected_never_raises_and_audits(broken):
+    addon, run, rec = broken
+    addon.tunnels = ExplodingTunnels()
+    addon.client_disconnected(client_of(run))
+    (line,) = internal_errors(rec)
+    assert line["status"] == 0 and "client_disconnected" in line["error"]
+
+
+def test_an_unwritable_audit_log_never_raises(broken):
+    """Failing closed must not depend on the audit: the flow is still refused."""
+    addon, run, _ = broken
+
+    class Full:
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+        def flush(self) -> None:
+            pass
+
+    addon.audit = Audit(Full())  # type: ignore[arg-type]
+    with taddons.context(addon):
+        f = make_flow(addon, run)
+        addon.requestheaders(f)
+    assert_refused(f, 500)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from proxy.forms import base64_cores, forms, paired_forms
+from proxy.forms import base64_cores, forms, paired_forms, same_form
 from proxy.scrub import scrub_bytes
 
 TOKEN = "sk-live_4f/x+y=é<&>"
@@ -120,19 +120,31 @@ def test_cores_depend_on_the_text_only(text: str, offset: int) -> None:
 # --- pairs ------------------------------------------------------------------------------------
 
 
-def test_pairs_use_the_same_encoding() -> None:
-    pairs = dict(paired_forms("a/b é", "PH/1 ü"))
-    assert pairs[b"a/b \xc3\xa9"] == "PH/1 ü".encode()
-    assert pairs[b"a\\/b \\u00e9"] == b"PH\\/1 \\u00fc"
-    assert pairs[b"a%2Fb%20%C3%A9"] == b"PH%2F1%20%C3%BC"
-    assert pairs[b"a%2fb%20%c3%a9"] == b"PH%2f1%20%c3%bc"
-    assert pairs[b"a%2Fb+%C3%A9"] == b"PH%2F1+%C3%BC"
+def test_paired_forms_is_the_value_and_its_placeholder() -> None:
+    assert paired_forms("tok/en é", "PH") == (("tok/en é".encode(), b"PH"),)
+    assert paired_forms("", "PH") == ()
 
 
-def test_pairs_cover_every_form_and_core() -> None:
-    real = "tok/en+value"
-    needles = [n for n, _ in paired_forms(real, "PLACEHOLDER")]
-    assert needles == list(dict.fromkeys([*forms(real), *base64_cores(real)]))
+UNIFORM = {
+    "raw": (b"a/b \xc3\xa9", "PH/1 ü".encode()),
+    "json": (b"a/b \\u00e9", b"PH/1 \\u00fc"),
+    "json slash": (b"a\\/b \\u00e9", b"PH\\/1 \\u00fc"),
+    "json upper hex": (b"a/b \\u00E9", b"PH/1 \\u00FC"),
+    "percent": (b"a%2Fb%20%C3%A9", b"PH%2F1%20%C3%BC"),
+    "percent lower": (b"a%2fb%20%c3%a9", b"PH%2f1%20%c3%bc"),
+    "form": (b"a%2Fb+%C3%A9", b"PH%2F1+%C3%BC"),
+}
+
+
+@pytest.mark.parametrize(("occurrence", "expected"), UNIFORM.values(), ids=UNIFORM.keys())
+def test_a_uniform_form_is_replaced_in_the_same_form(occurrence: bytes, expected: bytes) -> None:
+    assert same_form(occurrence, "a/b é", "PH/1 ü") == expected
+    scrubbed = scrub_bytes(b"[" + occurrence + b"]", paired_forms("a/b é", "PH/1 ü"))
+    assert scrubbed == b"[" + expected + b"]"
+
+
+def test_same_form_is_none_for_a_mix() -> None:
+    assert same_form(b"\\u0061/b \xc3\xa9", "a/b é", "PH") is None
 
 
 placeholders = st.from_regex(r"cc_[A-Za-z0-9]{10,20}", fullmatch=True)

@@ -25,6 +25,9 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 DECOYS = ("proxy", "runner", "vault", "sandbox", "core", "images")
 # A plain-HTTP request to a name no run allows: only a running proxy answers it (403).
+# The environment this test module was imported in, before the autouse fixture cleared the trust
+# variables: installing from the package registry needs this machine's CA settings.
+MACHINE_ENV = dict(os.environ)
 REFUSED_PROBE = "curl -sS -o /dev/null -w 'status=%{http_code}\\n' http://refused.test/"
 
 
@@ -77,7 +80,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if uv is None:
         pytest.fail("uv is not installed: it is in the dev extra; run `make venv`")
     where = tmp_path_factory.mktemp("tool")
-    env = dict(os.environ, UV_TOOL_DIR=str(where / "tools"), UV_TOOL_BIN_DIR=str(where / "bin"))
+    env = dict(MACHINE_ENV, UV_TOOL_DIR=str(where / "tools"), UV_TOOL_BIN_DIR=str(where / "bin"))
     r = subprocess.run(
         [uv, "tool", "install", "--python", sys.executable, "--constraints",
          str(ROOT / "requirements.lock"), str(ROOT)],

@@ -30,7 +30,7 @@ from tests.sandbox.helpers import (
     stop,
     vault_set,
 )
-from tests.support.upstream import Received, Upstream
+from tests.support.upstream import Hold, Received, Upstream, received_with
 
 pytestmark = pytest.mark.docker
 
@@ -53,7 +53,8 @@ def token(home: Home) -> str:
 
 
 def received(upstream: Upstream, query: str) -> list[Received]:
-    return [r for r in upstream.received if r.path.endswith(query)]
+    """The requests whose path ends with ``query`` (which holds a mark of this module's)."""
+    return [r for r in received_with(upstream, query) if r.path.endswith(query)]
 
 
 def echoed_auth(body: str) -> str | None:
@@ -66,25 +67,32 @@ def echoed_auth(body: str) -> str | None:
 class Streamed:
     result: Result
     first_line: str
-    first_line_after: float
     running_at_first_line: bool
+    hold: Hold
 
 
 @pytest.fixture(scope="module")
-def streamed(home: Home) -> Streamed:
-    script = "echo out-1; echo err-1 >&2; sleep 3; echo out-2; exit 7"
+def streamed(home: Home, upstream: Upstream, ca_file: Path) -> Streamed:
+    """A command that prints a line, then blocks on the upstream's hold (through the proxy)
+    until this fixture has read that line and releases it; then prints more and exits 7."""
+    hold = upstream.hold()
+    url = f"https://{API}:{upstream.port}/hold?hold={hold.id}"
+    script = f"echo out-1; echo err-1 >&2; curl -sS -o /dev/null {url}; echo out-2; exit 7"
     started = time.monotonic()
-    proc = start_coatcheck(home, "run", "--log-json", "--", "sh", "-c", script)
+    proc = start_coatcheck(home, "run", "--log-json", "--allow", API,
+                           "--resolve", f"{API}:127.0.0.1", "--upstream-ca", str(ca_file),
+                           "--", "sh", "-c", script)  # fmt: skip
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline().decode()
-        after = time.monotonic() - started
         running = proc.poll() is None
+        hold.release()
         result = finish(proc, started)
     finally:
+        hold.release()
         stop(proc)
     rest = Result(result.argv, result.code, first + result.stdout, result.stderr, result.seconds)
-    return Streamed(rest, first, after, running)
+    return Streamed(rest, first, running, hold)
 
 
 def test_exit_code_of_the_command_is_passed_through(streamed: Streamed) -> None:
@@ -92,8 +100,11 @@ def test_exit_code_of_the_command_is_passed_through(streamed: Streamed) -> None:
 
 
 def test_stdout_is_streamed_while_the_command_runs(streamed: Streamed) -> None:
+    # The command could not end before the hold was released, which came after the first line.
     assert streamed.first_line == "out-1\n"
-    assert streamed.running_at_first_line, f"first line only after {streamed.first_line_after}s"
+    assert streamed.hold.reached.is_set(), "the command never waited on the hold"
+    assert not streamed.hold.gave_up, "the first line came only after the command ended"
+    assert streamed.running_at_first_line
 
 
 def test_stdout_and_stderr_stay_separate(streamed: Streamed) -> None:
@@ -120,11 +131,12 @@ def test_timeout_stops_the_command_with_124_and_removes_the_sandbox(
     home: Home, docker_api: Any
 ) -> None:
     started = time.monotonic()
-    proc = start_coatcheck(home, "run", "--timeout", "1", "--", "sleep", "30")
+    proc = start_coatcheck(home, "run", "--timeout", "1", "--", "sh", "-c",
+                           "sleep 600; echo finished")  # fmt: skip
     try:
-        r = finish(proc, started, timeout=60)
+        r = finish(proc, started, timeout=120)  # a command that is never stopped fails here
         assert r.code == 124, str(r)
-        assert r.seconds < 15, str(r)
+        assert "finished" not in r.stdout, str(r)
         assert sandboxes_of(docker_api, proc.pid) == []
     finally:
         stop(proc)
@@ -133,11 +145,11 @@ def test_timeout_stops_the_command_with_124_and_removes_the_sandbox(
 
 
 # -- set-up failures -------------------------------------------------------------------------
-def test_missing_image_exits_125_and_names_make_images(home: Home) -> None:
+def test_missing_image_exits_125_and_names_the_build_command(home: Home) -> None:
     r = coatcheck(home, "run", "--image", "no/such:image", "--", "true")
     assert r.code == 125, str(r)
     assert r.stderr.startswith("coatcheck: error:"), r.stderr
-    assert "no/such:image" in r.stderr and "make images" in r.stderr
+    assert "no/such:image" in r.stderr and "`coatcheck images build`" in r.stderr
 
 
 def test_no_docker_engine_exits_125_and_says_how_to_start_one(home: Home) -> None:
@@ -202,7 +214,7 @@ class Tools:
 def tools(home: Home, token: str, upstream: Upstream, ca_file: Path) -> Tools:
     mark = secrets.token_hex(6)
     arg = {"name": "T", "port": upstream.port, "mark": mark}
-    r = coatcheck(home, "run", "--secret", "T", "--allow", OTHER,
+    r = coatcheck(home, "run", "--log-json", "--secret", "T", "--allow", OTHER,
                   *(f"--resolve={h}:127.0.0.1" for h in (API, OTHER, EVIL)),
                   "--upstream-ca", str(ca_file), "--", *probe_command("tools", arg))  # fmt: skip
     return Tools(r, r.probe(), mark)
@@ -247,8 +259,9 @@ def test_allow_lets_a_request_through_without_injection(
 def test_placeholder_sent_to_another_allowed_host_is_logged_as_a_leak(
     tools: Tools, home: Home
 ) -> None:
+    run_id = tools.result.log_line()["run_id"]
     lines = [json.loads(x) for x in home.audit_log.read_text().splitlines() if x]
-    leaks = [e for e in lines if e["event"] == "placeholder_leak"]
+    leaks = [e for e in lines if e["event"] == "placeholder_leak" and e["run_id"] == run_id]
     assert [(e["host"], e["leaked_placeholders"]) for e in leaks] == [(OTHER, ["T"])], lines
     assert tools.probe["placeholder"] not in home.audit_log.read_text()
 
@@ -285,8 +298,8 @@ def test_git_reaches_the_upstream_through_the_proxy(tools: Tools, upstream: Upst
     assert "is this a git repository?" in git["stderr"], git
     for word in ("SSL", "certificate", "CONNECT", "proxy", "Could not resolve"):
         assert word not in git["stderr"], git
-    paths = [r.path for r in upstream.received if r.path.startswith("/repo.git/info/refs")]
-    assert "/repo.git/info/refs?service=git-upload-pack" in paths
+    paths = [r.path for r in received_with(upstream, f"/{tools.mark}/repo.git/")]
+    assert f"/{tools.mark}/repo.git/info/refs?service=git-upload-pack" in paths, paths
 
 
 def test_without_upstream_ca_the_untrusted_upstream_is_refused(

@@ -1,4 +1,5 @@
-"""Fixtures of the real-Docker sandbox tests: a Docker client and labelled helper containers."""
+"""Fixtures of the real-Docker sandbox tests: labelled helper containers. (The Docker client,
+``docker_api``, and the check that an engine answers live in tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from tests.sandbox.helpers import IMAGE, TEST_LABEL, docker_client
+from tests.sandbox.helpers import IMAGE, TEST_LABEL
 
 LISTENER = """
 import socket
@@ -25,12 +26,6 @@ while True:
     print("CONNECTED", peer[0], flush=True)
     c.close()
 """
-
-
-@pytest.fixture(scope="session")
-def docker_api() -> Iterator[Any]:
-    with docker_client() as client:
-        yield client
 
 
 @dataclass

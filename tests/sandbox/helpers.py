@@ -32,6 +32,8 @@ TEST_LABEL = "org.coatcheck.test"
 RUN_LABEL = "org.coatcheck.run"
 OWNER_LABEL = "org.coatcheck.owner_pid"
 IMAGE = "coatcheck/sandbox:latest"
+# A probe given {"release": RELEASE_FILE} stays until the host creates it (see inspected_run).
+RELEASE_FILE = "/tmp/.coatcheck-test-release"  # noqa: S108 - inside the sandbox's own tmpfs
 
 
 @dataclass(frozen=True)
@@ -258,16 +260,34 @@ def remove_sandboxes(client: Any, owner_pid: int) -> None:
 
 def inspected_run(home: Home, client: Any, *args: str) -> tuple[dict[str, Any], Result]:
     """Run ``coatcheck run ARGS``, ``docker inspect`` its sandbox while it runs; return
-    ``(inspect JSON, result)``. The run's container is removed in any case."""
+    ``(inspect JSON, result)``. A probe that waits for ``RELEASE_FILE`` is released once the
+    inspection is done. The run's container is removed in any case."""
     started = time.monotonic()
     proc = start_coatcheck(home, "run", *args)
     try:
         container = wait_for_sandbox(client, proc)
         inspect = client.api.inspect_container(container.id)
+        release(container, proc)
         return dict(inspect), finish(proc, started)
     finally:
         stop(proc)
         remove_sandboxes(client, proc.pid)
+
+
+def release(container: Any, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Create ``RELEASE_FILE`` in ``container`` once it runs (``docker exec`` needs a running
+    container); nothing to do when its run has already ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        container.reload()
+        if container.status == "running":
+            code, out = container.exec_run(["touch", RELEASE_FILE])
+            assert code == 0, out
+            return
+        if container.status in ("exited", "dead") or proc.poll() is not None:
+            return  # the run is over: its output says why
+        assert time.monotonic() < deadline, f"the sandbox never ran: {container.status}"
+        time.sleep(0.05)
 
 
 def pid_state(pid: int) -> str | None:

@@ -33,6 +33,17 @@ PEM_KEY = re.compile(
 )
 
 
+def wait_for_release(arg: dict) -> bool:  # type: ignore[type-arg]
+    """Stay until the host has looked at this container (it then creates ``arg["release"]``
+    with ``docker exec``); True once it has, False when it never did within the bound."""
+    deadline = time.monotonic() + float(arg.get("release_within", 120))
+    while not os.path.exists(arg["release"]):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def fingerprint(body: bytes) -> str:
     """SHA-256 of a PEM body with whitespace removed (the host computes the same)."""
     return hashlib.sha256(re.sub(rb"\s+", b"", body)).hexdigest()
@@ -251,7 +262,7 @@ def privileges(arg: dict) -> dict:  # type: ignore[type-arg]
             None,
         ),
     }
-    time.sleep(arg["hold"])  # the host inspects the container meanwhile
+    result["released"] = wait_for_release(arg)  # the host inspects the container meanwhile
     return result
 
 
@@ -283,7 +294,7 @@ def secrets(arg: dict) -> dict:  # type: ignore[type-arg]
         ),
         "files_with_prefix": files_containing(prefix.encode()),
     }
-    time.sleep(arg["hold"])
+    result["released"] = wait_for_release(arg)
     return result
 
 
@@ -304,7 +315,7 @@ def tools(arg: dict) -> dict:  # type: ignore[type-arg]
         "urllib": http_get(f"https://api.coatcheck.test:{port}/echo?urllib={mark}", auth),
         "allowed_other": http_get(f"https://other.coatcheck.test:{port}/echo?allow={mark}", auth),
         "refused": run(["curl", "-sS", "-i", f"https://evil.test:{port}/echo?refused={mark}"]),
-        "git": run(["git", "ls-remote", f"https://api.coatcheck.test:{port}/repo.git"]),
+        "git": run(["git", "ls-remote", f"https://api.coatcheck.test:{port}/{mark}/repo.git"]),
     }
 
 

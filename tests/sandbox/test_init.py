@@ -8,10 +8,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.security.wire import listening_ports
 
 INIT = Path(__file__).resolve().parents[2] / "sandbox" / "init.py"
 
@@ -23,8 +24,9 @@ def free_port() -> int:
 
 
 def start(tmp_path: Path, *cmd: str, port: int | None = None) -> subprocess.Popen[bytes]:
+    """Run init with ``cmd`` as its job; ``port=0`` lets init pick its listening port."""
     env = dict(os.environ, COATCHECK_PROXY_SOCKET=str(tmp_path / "p.sock"),
-               COATCHECK_PROXY_PORT=str(port or free_port()))  # fmt: skip
+               COATCHECK_PROXY_PORT=str(free_port() if port is None else port))  # fmt: skip
     return subprocess.Popen([sys.executable, str(INIT), "--", *cmd], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -44,11 +46,38 @@ def test_missing_command_exits_127(tmp_path):
 
 
 def test_sigterm_is_forwarded_and_reported_as_128_plus_n(tmp_path):
-    p = start(tmp_path, "sleep", "30")
-    time.sleep(0.5)
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=10) == 128 + signal.SIGTERM
-    p.stdout.close(), p.stderr.close()  # type: ignore[union-attr]
+    """SIGTERM only once init forwards it: init installs its handlers before it starts relaying,
+    so a connection that reaches the Unix socket is the event that says it is ready."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "p.sock"))
+    server.listen(1)
+    relayed = threading.Event()
+
+    def accept_once() -> None:
+        conn, _ = server.accept()
+        relayed.set()
+        conn.close()
+
+    threading.Thread(target=accept_once, daemon=True).start()
+    p = start(tmp_path, "sh", "-c", "echo started; exec sleep 30", port=0)
+    try:
+        # The job runs, so init has forked, so its listener is bound (bind comes first).
+        assert p.stdout.readline() == b"started\n"  # type: ignore[union-attr]
+        [port] = listening_ports(p.pid)
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            assert relayed.wait(timeout=10), "init never relayed a connection"
+        p.send_signal(signal.SIGTERM)
+        try:
+            code = p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("init did not forward SIGTERM: its job still runs")
+        assert code == 128 + signal.SIGTERM
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+        p.stdout.close(), p.stderr.close()  # type: ignore[union-attr]
+        server.close()
 
 
 def test_relay_reaches_the_unix_socket(tmp_path):

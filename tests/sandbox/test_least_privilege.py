@@ -15,6 +15,7 @@ import pytest
 
 from tests.sandbox.helpers import (
     OWNER_LABEL,
+    RELEASE_FILE,
     RUN_LABEL,
     Home,
     Result,
@@ -45,13 +46,14 @@ class Privileges:
 @pytest.fixture(scope="module")
 def priv(tmp_path_factory: pytest.TempPathFactory, docker_api: Any) -> Privileges:
     home = Home(tmp_path_factory.mktemp("privileges"))
-    arg = {"write": [*READ_ONLY, *WRITABLE], "hold": 3}
+    arg = {"write": [*READ_ONLY, *WRITABLE], "release": RELEASE_FILE}
     inspect, result = inspected_run(home, docker_api, "--", *probe_command("privileges", arg))
     return Privileges(home, result, result.probe(), inspect)
 
 
 def test_probe_ran_and_exited_zero(priv: Privileges) -> None:
     assert priv.result.code == 0, str(priv.result)
+    assert priv.probe["released"], "the probe ended before the host had inspected its container"
 
 
 def test_runs_as_the_unprivileged_sandbox_user(priv: Privileges) -> None:

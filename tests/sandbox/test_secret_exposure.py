@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 
 from core.placeholders import is_opaque
-from tests.sandbox.helpers import Home, Result, inspected_run, probe_command, vault_set
+from tests.sandbox.helpers import (
+    RELEASE_FILE,
+    Home,
+    Result,
+    inspected_run,
+    probe_command,
+    vault_set,
+)
 from tests.support.upstream import Received, Upstream
 
 pytestmark = pytest.mark.docker
@@ -58,7 +65,7 @@ def exp(tmp_path_factory: pytest.TempPathFactory, docker_api: Any, upstream: Ups
     vault_set(home, NAME, value, "api.coatcheck.test")
     mark = secrets.token_hex(6)
     arg = {"name": NAME, "url": f"https://api.coatcheck.test:{upstream.port}", "prefix": PREFIX,
-           "mark": mark, "hold": 3}  # fmt: skip
+           "mark": mark, "release": RELEASE_FILE}  # fmt: skip
     inspect, result = inspected_run(
         home, docker_api, "--secret", NAME, "--resolve", "api.coatcheck.test:127.0.0.1",
         "--upstream-ca", str(ca_file), "--log-json", "--", *probe_command("secrets", arg),
@@ -74,6 +81,7 @@ def _auth(echo_body: str) -> str:
 
 def test_probe_ran_and_exited_zero(exp: Exposure) -> None:
     assert exp.result.code == 0, str(exp.result)
+    assert exp.probe["released"], "the probe ended before the host had inspected its container"
 
 
 def test_sandbox_env_holds_a_placeholder_not_the_value(exp: Exposure) -> None:

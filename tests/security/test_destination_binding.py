@@ -15,6 +15,7 @@ import pytest
 
 from tests.security.conftest import API, EVIL, OTHER, SUFFIX
 from tests.security.wire import Closed, build, open_tunnel
+from tests.support.upstream import only_received_with, received_with, tagged
 
 
 @pytest.fixture
@@ -39,68 +40,74 @@ def _bearer(run) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     ],
 )
 def test_host_header_differing_from_connect_is_refused(
-    proxy, upstream, trail, canary, run, host_header
+    proxy, upstream, trail, canary, run, host_header, tag
 ):
     host = host_header.format(port=upstream.port, other_port=upstream.port + 1)
-    before = len(upstream.received)
     with open_tunnel(run.proxy_url, f"{API}:{upstream.port}", proxy.ca_cert, sni=API) as conn:
-        resp = conn.request("GET", "/echo", [("Host", host), *_bearer(run)])
+        resp = conn.request("GET", tagged("/echo", tag), [("Host", host), *_bearer(run)])
     assert resp.status == 403 and resp.refusal == "host_mismatch"
-    assert len(upstream.received) == before, "a mismatching request reached the upstream"
+    assert received_with(upstream, tag) == [], "a mismatching request reached the upstream"
     trail.assert_contained(canary, seen=(resp.raw(),))
-    assert trail.requests(run)[-1]["reason"] == "host_mismatch"
+    assert [e["reason"] for e in trail.requests(run)] == ["host_mismatch"]
 
 
 def test_keep_alive_reuse_after_a_legit_request_checks_every_request(
-    proxy, upstream, trail, canary, run
+    proxy, upstream, trail, canary, run, tag
 ):
     """First a legitimate request (injected), then on the same connection one claiming another
     host: the established upstream connection must not carry the value for it."""
     port = upstream.port
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
-        ok = conn.request("GET", "/echo", [("Host", f"{API}:{port}"), *_bearer(run)])
+        ok = conn.request(
+            "GET", tagged("/echo", f"ok-{tag}"), [("Host", f"{API}:{port}"), *_bearer(run)]
+        )
         assert ok.status == 200
-        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
-        before = len(upstream.received)
-        bad = conn.request("GET", "/echo", [("Host", f"{OTHER}:{port}"), *_bearer(run)])
+        got = only_received_with(upstream, f"ok-{tag}")
+        assert got.header("Authorization") == f"Bearer {canary}"
+        bad = conn.request(
+            "GET", tagged("/echo", f"bad-{tag}"), [("Host", f"{OTHER}:{port}"), *_bearer(run)]
+        )
     assert bad.status == 403 and bad.refusal == "host_mismatch"
-    assert len(upstream.received) == before
+    assert received_with(upstream, f"bad-{tag}") == []
     trail.assert_contained(canary, may_reach=(API,), seen=(ok.raw(), bad.raw()))
 
 
 def test_keep_alive_reuse_after_a_refused_mismatch_injects_nothing_to_the_wrong_host(
-    proxy, upstream, trail, canary, run
+    proxy, upstream, trail, canary, run, tag
 ):
     """A refused mismatching request, then another on the same connection: either the proxy
     closed the connection, or it checks again; the wrong host never gets the value."""
     port = upstream.port
-    before = len(upstream.received)
+    path = tagged("/echo", tag)
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
-        first = conn.request("GET", "/echo", [("Host", f"{OTHER}:{port}"), *_bearer(run)])
+        first = conn.request("GET", path, [("Host", f"{OTHER}:{port}"), *_bearer(run)])
         assert first.status == 403 and first.refusal == "host_mismatch"
         seen = [first.raw()]
         try:
-            second = conn.request("GET", "/echo", [("Host", f"{EVIL}:{port}"), *_bearer(run)])
+            second = conn.request("GET", path, [("Host", f"{EVIL}:{port}"), *_bearer(run)])
         except (Closed, OSError):  # the proxy closed the connection after the refusal: fine
             second = None
         if second is not None:
             seen.append(second.raw())
             assert second.status == 403 and second.refusal == "host_mismatch"
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=tuple(seen))
 
 
-def test_pipelined_mismatch_behind_a_legit_request_is_refused(proxy, upstream, trail, canary, run):
+def test_pipelined_mismatch_behind_a_legit_request_is_refused(
+    proxy, upstream, trail, canary, run, tag
+):
     port = upstream.port
-    legit = build("GET", "/echo", [("Host", f"{API}:{port}"), *_bearer(run)])
-    smuggled = build("GET", "/echo", [("Host", f"{EVIL}:{port}"), *_bearer(run)])
+    path = tagged("/echo", tag)
+    legit = build("GET", path, [("Host", f"{API}:{port}"), *_bearer(run)])
+    smuggled = build("GET", path, [("Host", f"{EVIL}:{port}"), *_bearer(run)])
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
         conn.send(legit + smuggled)
         first = conn.read()
         second = conn.read()
     assert first.status == 200
     assert second.status == 403 and second.refusal == "host_mismatch"
-    assert [r.header("Host") for r in upstream.received[-1:]] == [f"{API}:{port}"]
+    assert [r.header("Host") for r in received_with(upstream, tag)] == [f"{API}:{port}"]
     trail.assert_contained(canary, may_reach=(API,), seen=(first.raw(), second.raw()))
 
 
@@ -115,35 +122,37 @@ def test_pipelined_mismatch_behind_a_legit_request_is_refused(proxy, upstream, t
     ],
 )
 def test_absolute_form_target_inside_tunnel_differing_from_connect_is_refused(
-    proxy, upstream, trail, canary, run, target, host_header
+    proxy, upstream, trail, canary, run, target, host_header, tag
 ):
     port = upstream.port
-    before = len(upstream.received)
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
         resp = conn.request(
             "GET",
-            target.format(port=port),
+            tagged(target.format(port=port), tag),
             [("Host", host_header.format(port=port)), *_bearer(run)],
         )
     assert resp.status == 403 and resp.refusal == "host_mismatch", (resp.status, resp.refusal)
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
 def test_http_scheme_target_inside_tls_tunnel_stays_tls_to_the_connect_target(
-    proxy, upstream, trail, canary, run
+    proxy, upstream, trail, canary, run, tag
 ):
     """``GET http://api...`` inside the TLS tunnel: the value may only travel over the tunnel's
     TLS to the CONNECT target (the upstream speaks TLS only), and comes back scrubbed."""
     port = upstream.port
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
         resp = conn.request(
-            "GET", f"http://{API}:{port}/echo", [("Host", f"{API}:{port}"), *_bearer(run)]
+            "GET",
+            tagged(f"http://{API}:{port}/echo", tag),
+            [("Host", f"{API}:{port}"), *_bearer(run)],
         )
     if resp.status == 200:
-        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+        assert only_received_with(upstream, tag).header("Authorization") == f"Bearer {canary}"
     else:
         assert resp.status == 403
+        assert received_with(upstream, tag) == []
     trail.assert_contained(canary, may_reach=(API,), seen=(resp.raw(),))
 
 
@@ -155,21 +164,19 @@ def test_http_scheme_target_inside_tls_tunnel_stays_tls_to_the_connect_target(
         pytest.param((f"{API}:{{port}}", f"{API}:{{port}}"), id="same-twice"),
     ],
 )
-def test_duplicate_host_headers_are_refused(proxy, upstream, trail, canary, run, hosts):
+def test_duplicate_host_headers_are_refused(proxy, upstream, trail, canary, run, hosts, tag):
     port = upstream.port
-    before = len(upstream.received)
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
         headers = [("Host", h.format(port=port)) for h in hosts]
-        resp = conn.request("GET", "/echo", [*headers, *_bearer(run)])
+        resp = conn.request("GET", tagged("/echo", tag), [*headers, *_bearer(run)])
     assert 400 <= resp.status < 500
     if resp.status == 403:
         assert resp.refusal == "duplicate_host"
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
-def test_http2_authority_mismatch_via_curl_is_refused(proxy, upstream, trail, canary, run):
-    before = len(upstream.received)
+def test_http2_authority_mismatch_via_curl_is_refused(proxy, upstream, trail, canary, run, tag):
     ph = run.placeholders["BIND_TOKEN"]
     out = subprocess.run(
         [
@@ -188,7 +195,7 @@ def test_http2_authority_mismatch_via_curl_is_refused(proxy, upstream, trail, ca
             "-",
             "-w",
             "\n%{http_code} %{http_version}",
-            f"https://{API}:{upstream.port}/echo",
+            tagged(f"https://{API}:{upstream.port}/echo", tag),
         ],
         capture_output=True,
         text=True,
@@ -197,7 +204,7 @@ def test_http2_authority_mismatch_via_curl_is_refused(proxy, upstream, trail, ca
     status, version = out.stdout.rsplit("\n", 1)[1].split()
     assert version == "2", "the attack must go over HTTP/2"
     assert status == "403" and "x-coatcheck-reason: host_mismatch" in out.stdout.lower()
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=(out.stdout, out.stderr))
 
 
@@ -256,7 +263,9 @@ def _h2_requests(run, proxy, port: int, streams: list[list[tuple[str, str]]]) ->
         pytest.param("host", id="host-header-differs-from-authority"),
     ],
 )
-def test_http2_streams_each_bound_to_the_connect_target(proxy, upstream, trail, canary, run, bad):
+def test_http2_streams_each_bound_to_the_connect_target(
+    proxy, upstream, trail, canary, run, bad, tag
+):
     """On one HTTP/2 connection: a legit stream, then one whose :authority (or extra ``host``
     header) names another host. Only the first gets the value; the second is refused (or the
     proxy drops the connection)."""
@@ -268,7 +277,7 @@ def test_http2_streams_each_bound_to_the_connect_target(proxy, upstream, trail, 
             (":method", "GET"),
             (":scheme", "https"),
             (":authority", authority),
-            (":path", "/echo"),
+            (":path", tagged("/echo", tag)),
             *extra,
             ("authorization", f"Bearer {ph}"),
         ]
@@ -278,7 +287,6 @@ def test_http2_streams_each_bound_to_the_connect_target(proxy, upstream, trail, 
         if bad == "authority"
         else req(f"{API}:{port}", ((("host", f"{OTHER}:{port}"),)))
     )
-    before = len(upstream.received)
     legit, refused = _h2_requests(run, proxy, port, [req(f"{API}:{port}"), attack])
     assert legit["headers"].get(":status") == "200"
     assert json.loads(legit["body"])["headers"]["authorization"] == f"Bearer {ph}"
@@ -286,8 +294,8 @@ def test_http2_streams_each_bound_to_the_connect_target(proxy, upstream, trail, 
         assert refused["headers"].get(":status") in ("400", "403"), refused
     if bad == "authority":
         assert refused["headers"].get("x-coatcheck-reason") == "host_mismatch"
-    new = upstream.received[before:]
-    assert [r.header("Authorization") for r in new] == [f"Bearer {canary}"]
+    got = received_with(upstream, tag)
+    assert [r.header("Authorization") for r in got] == [f"Bearer {canary}"]
     trail.assert_contained(
         canary, may_reach=(API,), seen=(json.dumps([legit, refused], default=repr),)
     )
@@ -302,27 +310,27 @@ def test_http2_streams_each_bound_to_the_connect_target(proxy, upstream, trail, 
     ],
 )
 def test_tls_sni_differing_from_connect_is_refused(
-    proxy, upstream, trail, canary, run, sni, host_header
+    proxy, upstream, trail, canary, run, sni, host_header, tag
 ):
     port = upstream.port
-    before = len(upstream.received)
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=sni) as conn:
-        resp = conn.request("GET", "/echo", [("Host", f"{host_header}:{port}"), *_bearer(run)])
+        resp = conn.request(
+            "GET", tagged("/echo", tag), [("Host", f"{host_header}:{port}"), *_bearer(run)]
+        )
     assert resp.status == 403 and resp.refusal == "sni_mismatch"
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
 def test_openssl_s_client_with_foreign_sni_gets_nothing_injected(
-    proxy, upstream, trail, canary, run
+    proxy, upstream, trail, canary, run, tag
 ):
     port = upstream.port
     ph = run.placeholders["BIND_TOKEN"]
     request = (
-        f"GET /echo HTTP/1.1\r\nHost: {API}:{port}\r\nAuthorization: Bearer {ph}\r\n"
+        f"GET /echo?t={tag} HTTP/1.1\r\nHost: {API}:{port}\r\nAuthorization: Bearer {ph}\r\n"
         "Connection: close\r\n\r\n"
     )
-    before = len(upstream.received)
     out = subprocess.run(
         [
             "openssl",
@@ -343,7 +351,7 @@ def test_openssl_s_client_with_foreign_sni_gets_nothing_injected(
         timeout=30,
     )
     assert "x-coatcheck-reason: sni_mismatch" in out.stdout.lower(), out.stdout + out.stderr
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=(out.stdout, out.stderr))
 
 
@@ -357,10 +365,10 @@ def test_openssl_s_client_with_foreign_sni_gets_nothing_injected(
         pytest.param(b"GET / HTTP/9.9", id="bad-version"),
     ],
 )
-def test_malformed_request_line_in_a_tunnel_is_refused(run, proxy, upstream, line):
-    before = len(upstream.received)
+def test_malformed_request_line_in_a_tunnel_is_refused(run, proxy, upstream, line, tag):
     with open_tunnel(run.proxy_url, f"{API}:{upstream.port}", proxy.ca_cert, sni=API) as conn:
         conn.send(line + b"\r\nHost: " + f"{API}:{upstream.port}".encode() + b"\r\n"
+                  + b"X-Test-Tag: " + tag.encode() + b"\r\n"
                   + b"Authorization: Bearer " + run.placeholders["BIND_TOKEN"].encode()
                   + b"\r\n\r\n")  # fmt: skip
         try:
@@ -368,4 +376,4 @@ def test_malformed_request_line_in_a_tunnel_is_refused(run, proxy, upstream, lin
             assert 400 <= resp.status < 500, resp.raw()
         except Closed:
             pass  # closing the connection is a refusal too
-    assert len(upstream.received) == before, "a malformed request reached the upstream"
+    assert received_with(upstream, tag) == [], "a malformed request reached the upstream"

@@ -8,6 +8,7 @@ import pytest
 
 from tests.security.conftest import APEX, API, IDN, IDN_UNICODE, OTHER, SUFFIX
 from tests.security.wire import connect, open_tunnel
+from tests.support.upstream import only_received_with, received_with, tagged
 
 
 def _get(proxy, run, target: str, *, sni: str | None, host: str | None = None, path="/ok"):  # type: ignore[no-untyped-def]
@@ -34,14 +35,14 @@ def test_suffix_confusion_host_is_not_allowlisted(proxy, hostile, trail, canary,
 
 
 def test_suffix_confusion_host_allowed_without_secret_gets_only_the_placeholder(
-    proxy, hostile, trail, canary, secret
+    proxy, hostile, trail, canary, secret, tag
 ):
     secret("SFX_TOKEN", domains=[API])
     run = proxy.register(("SFX_TOKEN",), allow=[SUFFIX])
     ph = run.placeholders["SFX_TOKEN"]
-    resp = _get(proxy, run, f"{SUFFIX}:{hostile.port}", sni=SUFFIX)
+    resp = _get(proxy, run, f"{SUFFIX}:{hostile.port}", sni=SUFFIX, path=tagged("/ok", tag))
     assert resp.status == 200
-    assert hostile.received[-1].header("Authorization") == f"Bearer {ph}"
+    assert only_received_with(hostile, tag).header("Authorization") == f"Bearer {ph}"
     trail.assert_contained(canary, seen=(resp.raw(),))
     leaks = trail.leaks(run)
     assert (
@@ -64,7 +65,7 @@ def test_suffix_confusion_host_allowed_without_secret_gets_only_the_placeholder(
     ],
 )
 def test_trailing_dot_and_case_are_the_same_host_consistently(
-    proxy, hostile, trail, canary, secret, connect_host, sni, host_header
+    proxy, hostile, trail, canary, secret, connect_host, sni, host_header, tag
 ):
     """Decision: a different spelling of the secret's own host IS that host, so the value is
     injected, to that host only, and scrubbed on the way back; the audit names the canonical
@@ -73,9 +74,9 @@ def test_trailing_dot_and_case_are_the_same_host_consistently(
     run = proxy.register(("CASE_TOKEN",))
     port = hostile.port
     target, host = f"{connect_host}:{port}", f"{host_header}:{port}"
-    resp = _get(proxy, run, target, sni=sni, host=host, path="/b64")
+    resp = _get(proxy, run, target, sni=sni, host=host, path=tagged("/b64", tag))
     assert resp.status == 200
-    assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
+    assert only_received_with(hostile, tag).header("Authorization") == f"Bearer {canary}"
     trail.assert_contained(
         canary, may_reach=(API, API.upper(), "api.coatcheck.test."), seen=(resp.raw(),)
     )
@@ -93,16 +94,16 @@ def test_trailing_dot_and_case_are_the_same_host_consistently(
     ],
 )
 def test_spelling_tricks_do_not_bypass_the_mismatch_check(
-    proxy, hostile, trail, canary, secret, connect_host, host_header
+    proxy, hostile, trail, canary, secret, connect_host, host_header, tag
 ):
     secret("CASE_TOKEN", domains=[API])
     run = proxy.register(("CASE_TOKEN",), allow=[OTHER])
     port = hostile.port
-    before = len(hostile.received)
     sni = connect_host.lower().rstrip(".")
-    resp = _get(proxy, run, f"{connect_host}:{port}", sni=sni, host=f"{host_header}:{port}")
+    resp = _get(proxy, run, f"{connect_host}:{port}", sni=sni, host=f"{host_header}:{port}",
+                path=tagged("/ok", tag))  # fmt: skip
     assert resp.status == 403 and resp.refusal == "host_mismatch"
-    assert len(hostile.received) == before
+    assert received_with(hostile, tag) == []
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
@@ -131,30 +132,30 @@ def test_unicode_and_lookalike_connect_targets_never_get_the_secret(
 
 
 def test_punycode_name_of_a_unicode_pattern_gets_the_secret_and_only_there(
-    proxy, hostile, trail, canary, secret
+    proxy, hostile, trail, canary, secret, tag
 ):
     """``bücher.coatcheck.test`` in the vault is ``xn--bcher-kva.coatcheck.test`` on the
     wire: the A-label gets the value; the Host header may spell it either way."""
     secret("IDN_TOKEN", domains=[IDN_UNICODE])
     run = proxy.register(("IDN_TOKEN",), resolve={IDN: "127.0.0.1"})
     port = hostile.port
-    resp = _get(proxy, run, f"{IDN}:{port}", sni=IDN, path="/pct")
+    resp = _get(proxy, run, f"{IDN}:{port}", sni=IDN, path=tagged("/pct", tag))
     assert resp.status == 200
-    assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
+    assert only_received_with(hostile, tag).header("Authorization") == f"Bearer {canary}"
     trail.assert_contained(canary, may_reach=(IDN,), seen=(resp.raw(),))
     assert trail.requests(run)[-1]["secrets_injected"] == ["IDN_TOKEN"]
 
 
-def test_wildcard_does_not_cover_the_apex(proxy, hostile, trail, canary, secret):
+def test_wildcard_does_not_cover_the_apex(proxy, hostile, trail, canary, secret, tag):
     secret("WILD_TOKEN", domains=["*.coatcheck.test"])
     run = proxy.register(("WILD_TOKEN",), allow=[APEX], resolve={APEX: "127.0.0.1"})
     ph = run.placeholders["WILD_TOKEN"]
-    apex = _get(proxy, run, f"{APEX}:{hostile.port}", sni=APEX)
+    apex = _get(proxy, run, f"{APEX}:{hostile.port}", sni=APEX, path=tagged("/ok", f"apex-{tag}"))
     assert apex.status == 200
-    assert hostile.received[-1].header("Authorization") == f"Bearer {ph}"
-    sub = _get(proxy, run, f"{API}:{hostile.port}", sni=API)
+    assert only_received_with(hostile, f"apex-{tag}").header("Authorization") == f"Bearer {ph}"
+    sub = _get(proxy, run, f"{API}:{hostile.port}", sni=API, path=tagged("/ok", f"sub-{tag}"))
     assert sub.status == 200
-    assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
+    assert only_received_with(hostile, f"sub-{tag}").header("Authorization") == f"Bearer {canary}"
     trail.assert_contained(canary, may_reach=(API,), seen=(apex.raw(), sub.raw()))
 
 

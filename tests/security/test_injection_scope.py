@@ -12,14 +12,15 @@ import pytest
 from tests.conftest import client_for
 from tests.security.conftest import API, PLAIN
 from tests.security.wire import build, connect, open_tunnel
+from tests.support.upstream import only_received_with, received_with, tagged
 
 # A value with every character that needs escaping somewhere: JSON (" \ /), URLs (& = + % ?
 # space), HTML-ish (< &).
 SPECIAL = '/"q\\z&=+%?< x'
 
 
-def _url(upstream, path: str = "/ok") -> str:  # type: ignore[no-untyped-def]
-    return f"https://{API}:{upstream.port}{path}"
+def _url(upstream, tag: str, path: str = "/ok") -> str:  # type: ignore[no-untyped-def]
+    return tagged(f"https://{API}:{upstream.port}{path}", tag)
 
 
 # -- TLS only -------------------------------------------------------------------------------
@@ -31,27 +32,34 @@ def plain_run(proxy, secret):  # type: ignore[no-untyped-def]
     return proxy.register(("PLAIN_TOKEN",), resolve={PLAIN: "127.0.0.1"})
 
 
-def test_plain_http_absolute_form_gets_no_value(proxy, plain, trail, canary, plain_run):
+def test_plain_http_absolute_form_gets_no_value(proxy, plain, trail, canary, plain_run, tag):
     ph = plain_run.placeholders["PLAIN_TOKEN"]
     with client_for(plain_run, proxy.ca_cert) as c:
         r = c.get(
-            f"http://{PLAIN}:{plain.port}/x?t={ph}", headers={"Authorization": f"Bearer {ph}"}
+            tagged(f"http://{PLAIN}:{plain.port}/x?q={ph}", tag),
+            headers={"Authorization": f"Bearer {ph}"},
         )
     assert r.status_code == 200, r.text
-    assert plain.received[-1].header("Authorization") == f"Bearer {ph}"
+    got = only_received_with(plain, tag)
+    assert got.header("Authorization") == f"Bearer {ph}"
+    assert got.path.startswith(f"/x?q={ph}&"), got.path
     assert trail.requests(plain_run)[-1]["secrets_injected"] == []
     trail.assert_contained(canary, seen=(r.text, str(r.headers)))
 
 
-def test_plain_http_inside_a_connect_tunnel_gets_no_value(proxy, plain, trail, canary, plain_run):
+def test_plain_http_inside_a_connect_tunnel_gets_no_value(
+    proxy, plain, trail, canary, plain_run, tag
+):
     ph = plain_run.placeholders["PLAIN_TOKEN"]
     conn, resp = connect(plain_run.proxy_url, f"{PLAIN}:{plain.port}")
     with conn:
         assert resp.status == 200
         r = conn.request(
-            "GET", "/x", [("Host", f"{PLAIN}:{plain.port}"), ("Authorization", f"Bearer {ph}")]
+            "GET",
+            tagged("/x", tag),
+            [("Host", f"{PLAIN}:{plain.port}"), ("Authorization", f"Bearer {ph}")],
         )
-    assert plain.received[-1].header("Authorization") == f"Bearer {ph}"
+    assert only_received_with(plain, tag).header("Authorization") == f"Bearer {ph}"
     trail.assert_contained(canary, seen=(r.raw(),))
 
 
@@ -68,16 +76,18 @@ def test_plain_http_inside_a_connect_tunnel_gets_no_value(proxy, plain, trail, c
         pytest.param("cookie", {"headers": {"Cookie": "s={ph}"}}, id="cookie-header-allowed"),
     ],
 )
-def test_default_surfaces_are_headers_only(proxy, upstream, trail, canary, secret, where, kw):
+def test_default_surfaces_are_headers_only(proxy, upstream, trail, canary, secret, where, kw, tag):
     secret("HDR_TOKEN")
     run = proxy.register(("HDR_TOKEN",))
     ph = run.placeholders["HDR_TOKEN"]
     kw = json.loads(json.dumps(kw).replace("{ph}", ph))
     path = f"/ok/{ph}" if where == "path" else "/ok"
+    if "params" in kw:  # httpx replaces a URL's query with params: the tag goes there too
+        kw["params"]["t"] = tag
     with client_for(run, proxy.ca_cert) as c:
-        r = c.post(_url(upstream, path), **kw)
+        r = c.post(_url(upstream, tag, path), **kw)
     assert r.status_code == 200
-    got = upstream.received[-1]
+    got = only_received_with(upstream, tag)
     if where == "cookie":  # a header: the default surface, so injected
         assert got.header("Cookie") == f"s={canary}"
         trail.assert_contained(canary, may_reach=(API,), seen=(r.text, str(r.headers)))
@@ -86,16 +96,16 @@ def test_default_surfaces_are_headers_only(proxy, upstream, trail, canary, secre
         trail.assert_contained(canary, seen=(r.text, str(r.headers)))
 
 
-def test_query_surface_injects_percent_encoded(proxy, upstream, trail, canary, secret):
+def test_query_surface_injects_percent_encoded(proxy, upstream, trail, canary, secret, tag):
     value = canary + SPECIAL
     secret("Q_TOKEN", value=value, surfaces=("header", "query"))
     run = proxy.register(("Q_TOKEN",))
     ph = run.placeholders["Q_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
-        r = c.get(_url(upstream), params={"key": ph, "other": "1"})
+        r = c.get(f"https://{API}:{upstream.port}/ok", params={"key": ph, "other": "1", "t": tag})
     assert r.status_code == 200
-    query = urlsplit(upstream.received[-1].path).query
-    assert parse_qs(query) == {"key": [value], "other": ["1"]}
+    query = urlsplit(only_received_with(upstream, tag).path).query
+    assert parse_qs(query) == {"key": [value], "other": ["1"], "t": [tag]}
     assert value not in query and unquote(query.split("&")[0].split("=")[1]) == value
     trail.assert_contained(canary, may_reach=(API,), seen=(r.text, str(r.headers)))
 
@@ -130,7 +140,7 @@ def test_query_surface_injects_percent_encoded(proxy, upstream, trail, canary, s
     ],
 )
 def test_body_surface_injects_escaped_with_correct_length(
-    proxy, upstream, trail, canary, secret, content_type, body, parse
+    proxy, upstream, trail, canary, secret, content_type, body, parse, tag
 ):
     value = canary + SPECIAL
     secret("B_TOKEN", value=value, surfaces=("header", "body"))
@@ -138,19 +148,19 @@ def test_body_surface_injects_escaped_with_correct_length(
     ph = run.placeholders["B_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
         r = c.post(
-            _url(upstream),
+            _url(upstream, tag),
             content=body.format(ph=ph).encode(),
             headers={"Content-Type": content_type},
         )
     assert r.status_code == 200
-    got = upstream.received[-1]
+    got = only_received_with(upstream, tag)
     assert int(got.header("Content-Length") or -1) == len(got.body)
     assert parse(got.body) == value
     trail.assert_contained(canary, may_reach=(API,), seen=(r.text, str(r.headers)))
     assert trail.requests(run)[-1]["secrets_injected"] == ["B_TOKEN"]
 
 
-def test_body_surface_in_a_chunked_request_body(proxy, hostile, trail, canary, secret):
+def test_body_surface_in_a_chunked_request_body(proxy, hostile, trail, canary, secret, tag):
     secret("B_TOKEN", surfaces=("header", "body"))
     run = proxy.register(("B_TOKEN",))
     ph = run.placeholders["B_TOKEN"]
@@ -161,7 +171,7 @@ def test_body_surface_in_a_chunked_request_body(proxy, hostile, trail, canary, s
         conn.send(
             build(
                 "POST",
-                "/ok",
+                tagged("/ok", tag),
                 [
                     ("Host", f"{API}:{port}"),
                     ("Content-Type", "application/json"),
@@ -172,7 +182,7 @@ def test_body_surface_in_a_chunked_request_body(proxy, hostile, trail, canary, s
         )
         resp = conn.read()
     assert resp.status == 200
-    got = hostile.received[-1]
+    got = only_received_with(hostile, tag)
     assert json.loads(got.body) == {"key": canary}
     if got.header("Content-Length") is not None:
         assert int(got.header("Content-Length") or -1) == len(got.body)
@@ -205,34 +215,36 @@ def test_body_surface_in_a_chunked_request_body(proxy, hostile, trail, canary, s
     ],
 )
 def test_compressed_or_multipart_request_body_with_placeholder_is_refused(
-    proxy, upstream, trail, canary, secret, headers, make_body, reason
+    proxy, upstream, trail, canary, secret, headers, make_body, reason, tag
 ):
     secret("B_TOKEN", surfaces=("header", "body"))
     run = proxy.register(("B_TOKEN",))
-    before = len(upstream.received)
+    body = make_body(run.placeholders["B_TOKEN"])
     with client_for(run, proxy.ca_cert) as c:
-        r = c.post(_url(upstream), content=make_body(run.placeholders["B_TOKEN"]), headers=headers)
+        r = c.post(_url(upstream, tag), content=body, headers=headers)
     assert 400 <= r.status_code < 500
     assert r.headers.get("x-coatcheck-reason") == reason
-    assert len(upstream.received) == before
+    assert received_with(upstream, tag) == []
     trail.assert_contained(canary, seen=(r.text,))
 
 
 # -- methods and paths ---------------------------------------------------------------------
 
 
-def test_read_only_secret_is_not_injected_into_writes(proxy, upstream, trail, canary, secret):
+def test_read_only_secret_is_not_injected_into_writes(proxy, upstream, trail, canary, secret, tag):
     secret("RO_TOKEN", methods=("GET",))
     run = proxy.register(("RO_TOKEN",))
     ph = run.placeholders["RO_TOKEN"]
+    bearer = {"Authorization": f"Bearer {ph}"}
     with client_for(run, proxy.ca_cert) as c:
         for method in ("POST", "PUT", "DELETE", "PATCH"):
-            r = c.request(method, _url(upstream), headers={"Authorization": f"Bearer {ph}"})
+            r = c.request(method, _url(upstream, f"{method}-{tag}"), headers=bearer)
             assert r.status_code == 200
-            assert upstream.received[-1].header("Authorization") == f"Bearer {ph}", method
+            got = only_received_with(upstream, f"{method}-{tag}")
+            assert got.header("Authorization") == f"Bearer {ph}", method
         trail.assert_contained(canary)
-        r = c.get(_url(upstream), headers={"Authorization": f"Bearer {ph}"})
-    assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+        r = c.get(_url(upstream, f"GET-{tag}"), headers=bearer)
+    assert only_received_with(upstream, f"GET-{tag}").header("Authorization") == f"Bearer {canary}"
     trail.assert_contained(canary, may_reach=(API,), seen=(r.text,))
     assert trail.hosts_that_got(canary) == {API} and trail.requests_with(canary) == 1
 
@@ -248,7 +260,7 @@ def test_read_only_secret_is_not_injected_into_writes(proxy, upstream, trail, ca
     ],
 )
 def test_path_restricted_secret_is_not_injected_outside_its_paths(
-    proxy, upstream, trail, canary, secret, target
+    proxy, upstream, trail, canary, secret, target, tag
 ):
     """Paths are what the upstream will serve: ``/v1/../admin`` is /admin to any server that
     normalizes the path, so it must not get a ``/v1/*`` secret."""
@@ -257,16 +269,15 @@ def test_path_restricted_secret_is_not_injected_outside_its_paths(
     ph = run.placeholders["PATH_TOKEN"]
     port = upstream.port
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
-        ok = conn.request(
-            "GET", "/v1/ok", [("Host", f"{API}:{port}"), ("Authorization", f"Bearer {ph}")]
-        )
-        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+        head = [("Host", f"{API}:{port}"), ("Authorization", f"Bearer {ph}")]
+        ok = conn.request("GET", tagged("/v1/ok", f"ok-{tag}"), head)
+        got = only_received_with(upstream, f"ok-{tag}")
+        assert got.header("Authorization") == f"Bearer {canary}"
         before = trail.requests_with(canary)
-        resp = conn.request(
-            "GET", target, [("Host", f"{API}:{port}"), ("Authorization", f"Bearer {ph}")]
-        )
+        resp = conn.request("GET", tagged(target, f"target-{tag}"), head)
     if resp.status == 200:
-        assert upstream.received[-1].header("Authorization") == f"Bearer {ph}", target
+        got = only_received_with(upstream, f"target-{tag}")
+        assert got.header("Authorization") == f"Bearer {ph}", target
     else:
         assert resp.status in (400, 403)
     assert trail.requests_with(canary) == before
@@ -276,7 +287,7 @@ def test_path_restricted_secret_is_not_injected_outside_its_paths(
 # -- proxy-only headers ---------------------------------------------------------------------
 
 
-def test_proxy_only_headers_are_stripped(proxy, upstream, trail, canary, secret):
+def test_proxy_only_headers_are_stripped(proxy, upstream, trail, canary, secret, tag):
     secret("PA_TOKEN")
     run = proxy.register(("PA_TOKEN",))
     ph = run.placeholders["PA_TOKEN"]
@@ -284,7 +295,7 @@ def test_proxy_only_headers_are_stripped(proxy, upstream, trail, canary, secret)
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
         resp = conn.request(
             "GET",
-            "/echo",
+            tagged("/echo", tag),
             [
                 ("Host", f"{API}:{port}"),
                 ("Proxy-Authorization", f"Bearer {ph}"),
@@ -294,7 +305,7 @@ def test_proxy_only_headers_are_stripped(proxy, upstream, trail, canary, secret)
             ],
         )
     assert resp.status == 200
-    names = {k.lower() for k, _ in upstream.received[-1].headers}
+    names = {k.lower() for k, _ in only_received_with(upstream, tag).headers}
     assert not names & {"proxy-authorization", "proxy-connection", "proxy-authenticate"}
     assert "x-keep" in names
     trail.assert_contained(canary, seen=(resp.raw(),))

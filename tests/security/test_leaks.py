@@ -13,6 +13,7 @@ import pytest
 
 from tests.security.conftest import API, OTHER
 from tests.security.wire import Response, build, open_tunnel
+from tests.support.upstream import only_received_with, received_with, tagged
 
 Attack = Callable[[str, str], tuple[str, list[tuple[str, str]], bytes]]
 
@@ -68,9 +69,10 @@ FORMS: dict[str, Callable[[str], tuple[str, list[tuple[str, str]], bytes]]] = {
 }
 
 
-def _send(run, hostile, proxy, name: str, *, split: bool = False) -> Response:  # type: ignore[no-untyped-def]
+def _send(run, hostile, proxy, name: str, tag: str, *, split: bool = False) -> Response:  # type: ignore[no-untyped-def]
     ph = run.placeholders["LEAK_TOKEN"]
     path, headers, body = FORMS[name](ph)
+    path = tagged(path, tag)
     port = hostile.port
     headers = [("Host", f"{OTHER}:{port}"), *headers]
     with open_tunnel(run.proxy_url, f"{OTHER}:{port}", proxy.ca_cert, sni=OTHER) as conn:
@@ -96,12 +98,12 @@ def leak_run(proxy, secret):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("form", list(FORMS))
 def test_encoded_placeholder_to_the_wrong_host_is_logged(
-    proxy, hostile, trail, canary, leak_run, form
+    proxy, hostile, trail, canary, leak_run, form, tag
 ):
     run = leak_run("log")
-    resp = _send(run, hostile, proxy, form)
+    resp = _send(run, hostile, proxy, form, tag)
     assert resp.status == 200
-    got = hostile.received[-1]
+    got = only_received_with(hostile, tag)
     assert got.header("Host") == f"{OTHER}:{hostile.port}"
     trail.assert_contained(canary, seen=(resp.raw(),))
     leaks = trail.leaks(run)
@@ -109,11 +111,14 @@ def test_encoded_placeholder_to_the_wrong_host_is_logged(
     assert leaks[-1]["leaked_placeholders"] == ["LEAK_TOKEN"] and leaks[-1]["host"] == OTHER
 
 
-def test_placeholder_split_across_body_chunks_is_logged(proxy, hostile, trail, canary, leak_run):
+def test_placeholder_split_across_body_chunks_is_logged(
+    proxy, hostile, trail, canary, leak_run, tag
+):
     run = leak_run("log")
-    resp = _send(run, hostile, proxy, "json-body", split=True)
+    resp = _send(run, hostile, proxy, "json-body", tag, split=True)
     assert resp.status == 200
-    assert json.loads(hostile.received[-1].body)["key"] == run.placeholders["LEAK_TOKEN"]
+    got = only_received_with(hostile, tag)
+    assert json.loads(got.body)["key"] == run.placeholders["LEAK_TOKEN"]
     trail.assert_contained(canary, seen=(resp.raw(),))
     assert [e["leaked_placeholders"] for e in trail.leaks(run)] == [["LEAK_TOKEN"]]
 
@@ -130,37 +135,39 @@ BLOCKED = [
 
 
 @pytest.mark.parametrize("form", BLOCKED)
-def test_on_leak_block_refuses_and_never_forwards(proxy, hostile, trail, canary, leak_run, form):
+def test_on_leak_block_refuses_and_never_forwards(
+    proxy, hostile, trail, canary, leak_run, form, tag
+):
     run = leak_run("block")
-    before = len(hostile.received)
-    resp = _send(run, hostile, proxy, form)
+    resp = _send(run, hostile, proxy, form, tag)
     assert resp.status == 403 and resp.refusal == "placeholder_leak"
-    assert len(hostile.received) == before, "a blocked leak reached the upstream"
+    assert received_with(hostile, tag) == [], "a blocked leak reached the upstream"
     assert trail.leaks(run)[-1]["leaked_placeholders"] == ["LEAK_TOKEN"]
     assert trail.requests(run)[-1]["reason"] == "placeholder_leak"
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
-def test_on_leak_block_refuses_a_split_chunked_body(proxy, hostile, trail, canary, leak_run):
+def test_on_leak_block_refuses_a_split_chunked_body(proxy, hostile, trail, canary, leak_run, tag):
     run = leak_run("block")
-    before = len(hostile.received)
-    resp = _send(run, hostile, proxy, "json-body", split=True)
+    resp = _send(run, hostile, proxy, "json-body", tag, split=True)
     assert resp.status == 403 and resp.refusal == "placeholder_leak"
-    assert len(hostile.received) == before
+    assert received_with(hostile, tag) == []
     trail.assert_contained(canary, seen=(resp.raw(),))
 
 
 def test_on_leak_block_still_injects_on_the_secrets_own_host(
-    proxy, upstream, trail, canary, leak_run
+    proxy, upstream, trail, canary, leak_run, tag
 ):
     run = leak_run("block")
     ph = run.placeholders["LEAK_TOKEN"]
     port = upstream.port
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
         resp = conn.request(
-            "GET", "/echo", [("Host", f"{API}:{port}"), ("Authorization", f"Bearer {ph}")]
+            "GET",
+            tagged("/echo", tag),
+            [("Host", f"{API}:{port}"), ("Authorization", f"Bearer {ph}")],
         )
     assert resp.status == 200
-    assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+    assert only_received_with(upstream, tag).header("Authorization") == f"Bearer {canary}"
     assert trail.leaks(run) == []
     trail.assert_contained(canary, may_reach=(API,), seen=(resp.raw(),))

@@ -61,7 +61,7 @@ def raw_upstream(test_ca: trustme.CA) -> Iterator[RawUpstream]:
 
 @pytest.mark.parametrize("kind", sorted(RESPONSES))
 def test_malformed_response_quoting_the_value_never_reaches_the_client(
-    proxy, raw_upstream, secret, canary, kind
+    proxy, raw_upstream, secret, canary, kind, tag
 ):
     secret("RAW_TOKEN")
     run = proxy.register(("RAW_TOKEN",))
@@ -69,9 +69,10 @@ def test_malformed_response_quoting_the_value_never_reaches_the_client(
     r = subprocess.run(
         ["curl", "-sS", "-i", "--http1.1", "--cacert", str(proxy.ca_cert), "-x", run.proxy_url,
          "-H", f"Authorization: Bearer {run.placeholders['RAW_TOKEN']}",
-         f"https://{API}:{raw_upstream.port}/"],
+         f"https://{API}:{raw_upstream.port}/?t={tag}"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert canary.encode() in raw_upstream.got[-1], "the real value was not injected"
+    [got] = [g for g in list(raw_upstream.got) if tag.encode() in g]
+    assert canary.encode() in got, "the real value was not injected"
     assert canary not in r.stdout + r.stderr, "the value came back in the proxy's error page"
     assert canary not in proxy.audit_log.read_text()

@@ -12,6 +12,7 @@ import pytest
 from core.errors import UsageError
 from tests.conftest import client_for
 from tests.security.conftest import API
+from tests.support.upstream import only_received_with, tagged
 
 
 def test_opaque_placeholder_is_prefixed_and_carries_128_bits(proxy, secret, canary):
@@ -32,7 +33,7 @@ def _shaped_value(canary: str) -> str:
 
 
 def test_shaped_placeholder_keeps_prefix_and_length_but_no_characters(
-    proxy, upstream, trail, canary, secret
+    proxy, upstream, trail, canary, secret, tag
 ):
     value = _shaped_value(canary)
     secret("SHAPED_TOKEN", value=value, placeholder_format="shaped")
@@ -49,8 +50,11 @@ def test_shaped_placeholder_keeps_prefix_and_length_but_no_characters(
     body = value[4:]
     assert not any(body[i : i + 8] in ph for i in range(len(body) - 7)), "shares a run of 8"
     with client_for(a, proxy.ca_cert) as c:
-        r = c.get(f"https://{API}:{upstream.port}/echo", headers={"Authorization": f"token {ph}"})
-    assert upstream.received[-1].header("Authorization") == f"token {value}"
+        r = c.get(
+            tagged(f"https://{API}:{upstream.port}/echo", tag),
+            headers={"Authorization": f"token {ph}"},
+        )
+    assert only_received_with(upstream, tag).header("Authorization") == f"token {value}"
     assert r.json()["headers"]["Authorization"] == f"token {ph}"
     trail.assert_contained(value, may_reach=(API,), seen=(r.content,))
 

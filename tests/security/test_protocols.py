@@ -13,9 +13,12 @@ import pytest
 from tests.security.conftest import API, OTHER
 from tests.security.hostile import frame, read_frame
 from tests.security.wire import build, open_tunnel
+from tests.support.upstream import only_received_with, tagged
 
 
-def _websocket(run, proxy, host: str, port: int, message: bytes) -> tuple[int, list[bytes]]:  # type: ignore[no-untyped-def]
+def _websocket(
+    run, proxy, host: str, port: int, message: bytes, tag: str
+) -> tuple[int, list[bytes]]:  # type: ignore[no-untyped-def]
     """Upgrade through the tunnel with the run's placeholder as Bearer, send one message, and
     collect the server's text messages (fragments joined) until it closes."""
     ph = next(iter(run.placeholders.values()))
@@ -24,7 +27,7 @@ def _websocket(run, proxy, host: str, port: int, message: bytes) -> tuple[int, l
         conn.send(
             build(
                 "GET",
-                "/ws",
+                tagged("/ws", tag),
                 [
                     ("Host", f"{host}:{port}"),
                     ("Upgrade", "websocket"),
@@ -55,31 +58,34 @@ def _websocket(run, proxy, host: str, port: int, message: bytes) -> tuple[int, l
     return 101, messages
 
 
-def test_websocket_messages_echoing_the_value_are_scrubbed(proxy, hostile, trail, canary, secret):
+def test_websocket_messages_echoing_the_value_are_scrubbed(
+    proxy, hostile, trail, canary, secret, tag
+):
     secret("WS_TOKEN")
     run = proxy.register(("WS_TOKEN",))
     ph = run.placeholders["WS_TOKEN"]
-    status, messages = _websocket(run, proxy, API, hostile.port, b"hello")
+    status, messages = _websocket(run, proxy, API, hostile.port, b"hello", tag)
     assert status == 101
-    assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
+    assert only_received_with(hostile, tag).header("Authorization") == f"Bearer {canary}"
     assert messages == [f"token={ph}".encode()] * 2, messages
     trail.assert_contained(canary, may_reach=(API,), seen=tuple(messages))
 
 
 @pytest.mark.parametrize("on_leak", ["log", "block"])
 def test_websocket_message_carrying_a_placeholder_to_the_wrong_host(
-    proxy, hostile, trail, canary, secret, on_leak
+    proxy, hostile, trail, canary, secret, on_leak, tag
 ):
     secret("WS_TOKEN", domains=[API])
     run = proxy.register(("WS_TOKEN",), allow=[OTHER], on_leak=on_leak)
     ph = run.placeholders["WS_TOKEN"]
-    status, _ = _websocket(run, proxy, OTHER, hostile.port, f"key={ph}".encode())
+    status, _ = _websocket(run, proxy, OTHER, hostile.port, f"key={ph}".encode(), tag)
     if on_leak == "block" and status != 101:
         assert status == 403  # the handshake itself carried the placeholder: refused
     else:
         assert status == 101
-        if on_leak == "block":
-            assert ph.encode() not in hostile.ws_received[-1]
+        only_received_with(hostile, tag)  # the handshake reached the upstream
+        if on_leak == "block":  # (the placeholder is this run's: no other test sends it)
+            assert not [m for m in list(hostile.ws_received) if ph.encode() in m]
     assert trail.leaks(run), "no placeholder_leak event"
     trail.assert_contained(canary)
 
@@ -93,7 +99,7 @@ def test_websocket_message_carrying_a_placeholder_to_the_wrong_host(
         pytest.param("/b64", [], id="base64"),
     ],
 )
-def test_http2_responses_are_scrubbed(proxy, hostile, trail, canary, secret, path, extra):
+def test_http2_responses_are_scrubbed(proxy, hostile, trail, canary, secret, path, extra, tag):
     secret("H2_TOKEN")
     run = proxy.register(("H2_TOKEN",))
     ph = run.placeholders["H2_TOKEN"]
@@ -113,13 +119,13 @@ def test_http2_responses_are_scrubbed(proxy, hostile, trail, canary, secret, pat
             *extra,
             "-w",
             "\n%{http_version}",
-            f"https://{API}:{hostile.port}{path}",
+            tagged(f"https://{API}:{hostile.port}{path}", tag),
         ],
         capture_output=True,
         timeout=30,
     )
     assert out.stdout.rsplit(b"\n", 1)[1] == b"2", out.stderr
-    assert hostile.received[-1].header("Authorization") == f"Bearer {canary}"
+    assert only_received_with(hostile, tag).header("Authorization") == f"Bearer {canary}"
     body = out.stdout
     if path == "/b64":
         text = out.stdout.split(b"\r\n\r\n", 1)[1].rsplit(b"\n", 1)[0]
@@ -133,17 +139,17 @@ def test_http2_responses_are_scrubbed(proxy, hostile, trail, canary, secret, pat
 
 
 def test_http10_request_without_host_is_bound_to_the_connect_target(
-    proxy, upstream, trail, canary, secret
+    proxy, upstream, trail, canary, secret, tag
 ):
     secret("H10_TOKEN")
     run = proxy.register(("H10_TOKEN",))
     ph = run.placeholders["H10_TOKEN"]
     port = upstream.port
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
-        conn.send(f"GET /echo HTTP/1.0\r\nAuthorization: Bearer {ph}\r\n\r\n".encode())
+        conn.send(f"GET /echo?t={tag} HTTP/1.0\r\nAuthorization: Bearer {ph}\r\n\r\n".encode())
         resp = conn.read()
     assert resp.status == 200
-    got = upstream.received[-1]
+    got = only_received_with(upstream, tag)
     assert got.header("Authorization") == f"Bearer {canary}"
     assert got.header("Host") in (None, f"{API}:{port}", API)
     # "?": the upstream's record of a request without a Host header (this one, on API's socket)

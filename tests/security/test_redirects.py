@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import client_for
 from tests.security.conftest import API, EVIL, PLAIN
+from tests.support.upstream import only_received_with, received_with, tagged
 
 
 def _follow(run, proxy, first: str, ph: str) -> tuple[httpx.Response, httpx.Response | Exception]:  # type: ignore[no-untyped-def]
@@ -24,27 +25,27 @@ def _follow(run, proxy, first: str, ph: str) -> tuple[httpx.Response, httpx.Resp
 
 @pytest.mark.parametrize("allow_evil", [False, True], ids=["evil-not-allowed", "evil-allowed"])
 def test_redirect_to_another_host_is_not_followed_and_the_follow_up_gets_nothing(
-    proxy, upstream, trail, canary, secret, allow_evil
+    proxy, upstream, trail, canary, secret, allow_evil, tag
 ):
     secret("REDIR_TOKEN")
     run = proxy.register(("REDIR_TOKEN",), allow=[EVIL] if allow_evil else [])
     ph = run.placeholders["REDIR_TOKEN"]
     port = upstream.port
-    before = len(upstream.received)
-    target = f"https://{EVIL}:{port}/echo"
+    target = tagged(f"https://{EVIL}:{port}/echo", tag)  # the first hop carries it in ?to=
     r, second = _follow(run, proxy, f"https://{API}:{port}/redirect?to={target}", ph)
     assert r.status_code == 302 and r.headers["location"] == target
-    first_hop = upstream.received[before]
+    got = received_with(upstream, tag)
+    first_hop = got[0]
     assert first_hop.header("Host") == f"{API}:{port}"
     assert first_hop.header("Authorization") == f"Bearer {canary}"
     if allow_evil:
         assert isinstance(second, httpx.Response) and second.status_code == 200
-        assert upstream.received[-1].header("Host") == f"{EVIL}:{port}"
-        assert upstream.received[-1].header("Authorization") == f"Bearer {ph}"
+        assert [x.header("Host") for x in got] == [f"{API}:{port}", f"{EVIL}:{port}"]
+        assert got[1].header("Authorization") == f"Bearer {ph}"
         assert trail.leaks(run)[-1]["host"] == EVIL
         seen = (r.content, second.content)
     else:
-        assert len(upstream.received) == before + 1, "the proxy followed the redirect"
+        assert got == [first_hop], "the proxy followed the redirect"
         assert "403" in str(second) or getattr(second, "status_code", 0) == 403
         assert trail.requests(run)[-1]["reason"] == "not_allowlisted"
         seen = (r.content, str(second).encode())
@@ -52,14 +53,14 @@ def test_redirect_to_another_host_is_not_followed_and_the_follow_up_gets_nothing
 
 
 def test_redirect_to_plain_http_of_an_allowed_host_gets_no_value(
-    proxy, upstream, plain, trail, canary, secret
+    proxy, upstream, plain, trail, canary, secret, tag
 ):
     secret("REDIR_TOKEN", domains=[API, PLAIN])
     run = proxy.register(("REDIR_TOKEN",), resolve={PLAIN: "127.0.0.1"})
     ph = run.placeholders["REDIR_TOKEN"]
-    target = f"http://{PLAIN}:{plain.port}/landing"
+    target = tagged(f"http://{PLAIN}:{plain.port}/landing", tag)
     r, second = _follow(run, proxy, f"https://{API}:{upstream.port}/redirect?to={target}", ph)
     assert r.status_code == 302
     assert isinstance(second, httpx.Response) and second.status_code == 200
-    assert plain.received[-1].header("Authorization") == f"Bearer {ph}"
+    assert only_received_with(plain, tag).header("Authorization") == f"Bearer {ph}"
     trail.assert_contained(canary, may_reach=(API,), seen=(r.content, second.content))

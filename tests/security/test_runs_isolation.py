@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import client_for
 from tests.security.conftest import API
 from tests.security.wire import connect, listening_ports, plain_conn
+from tests.support.upstream import only_received_with, received_with, tagged
 
 
 @pytest.fixture
@@ -17,10 +18,11 @@ def two_runs(proxy, secret):  # type: ignore[no-untyped-def]
     return proxy.register(("ISO_TOKEN",)), proxy.register(("ISO_TOKEN",))
 
 
-def _get(run, upstream, proxy, ph: str, path: str = "/echo"):  # type: ignore[no-untyped-def]
+def _get(run, upstream, proxy, ph: str, tag: str):  # type: ignore[no-untyped-def]
     with client_for(run, proxy.ca_cert) as c:
         return c.get(
-            f"https://{API}:{upstream.port}{path}", headers={"Authorization": f"Bearer {ph}"}
+            tagged(f"https://{API}:{upstream.port}/echo", tag),
+            headers={"Authorization": f"Bearer {ph}"},
         )
 
 
@@ -30,13 +32,13 @@ def test_each_run_gets_its_own_placeholder(two_runs):
 
 
 def test_run_b_sending_run_a_placeholder_gets_nothing_injected(
-    proxy, upstream, trail, canary, two_runs
+    proxy, upstream, trail, canary, two_runs, tag
 ):
     a, b = two_runs
     ph_a = a.placeholders["ISO_TOKEN"]
-    r = _get(b, upstream, proxy, ph_a)
+    r = _get(b, upstream, proxy, ph_a, tag)
     assert r.status_code == 200
-    assert upstream.received[-1].header("Authorization") == f"Bearer {ph_a}"
+    assert only_received_with(upstream, tag).header("Authorization") == f"Bearer {ph_a}"
     trail.assert_contained(canary, seen=(r.text, str(r.headers)))
     assert trail.requests(b)[-1]["secrets_injected"] == []
     assert trail.leaks(b)[-1]["leaked_placeholders"] == ["<other_run>"]
@@ -44,34 +46,34 @@ def test_run_b_sending_run_a_placeholder_gets_nothing_injected(
 
 
 def test_run_without_the_secret_cannot_use_another_runs_placeholder(
-    proxy, upstream, trail, canary, secret
+    proxy, upstream, trail, canary, secret, tag
 ):
     secret("ISO_TOKEN")
     owner = proxy.register(("ISO_TOKEN",))
     thief = proxy.register((), allow=[API])
-    r = _get(thief, upstream, proxy, owner.placeholders["ISO_TOKEN"])
+    ph = owner.placeholders["ISO_TOKEN"]
+    r = _get(thief, upstream, proxy, ph, tag)
     assert r.status_code == 200
-    assert (
-        upstream.received[-1].header("Authorization") == f"Bearer {owner.placeholders['ISO_TOKEN']}"
-    )
+    assert only_received_with(upstream, tag).header("Authorization") == f"Bearer {ph}"
     trail.assert_contained(canary, seen=(r.text,))
 
 
-def test_unregistered_runs_placeholder_is_dead(proxy, upstream, trail, canary, two_runs):
+def test_unregistered_runs_placeholder_is_dead(proxy, upstream, trail, canary, two_runs, tag):
     a, b = two_runs
     ph_a = a.placeholders["ISO_TOKEN"]
     proxy.unregister(a)
-    r = _get(b, upstream, proxy, ph_a)
-    assert upstream.received[-1].header("Authorization") == f"Bearer {ph_a}"
+    r = _get(b, upstream, proxy, ph_a, tag)
+    assert r.status_code == 200
+    assert only_received_with(upstream, tag).header("Authorization") == f"Bearer {ph_a}"
     trail.assert_contained(canary, seen=(r.text,))
 
 
 def test_responses_are_scrubbed_to_the_receiving_runs_own_placeholder(
-    proxy, upstream, trail, canary, two_runs
+    proxy, upstream, trail, canary, two_runs, tag
 ):
     a, b = two_runs
-    r_a = _get(a, upstream, proxy, a.placeholders["ISO_TOKEN"])
-    r_b = _get(b, upstream, proxy, b.placeholders["ISO_TOKEN"])
+    r_a = _get(a, upstream, proxy, a.placeholders["ISO_TOKEN"], tag)
+    r_b = _get(b, upstream, proxy, b.placeholders["ISO_TOKEN"], tag)
     assert r_a.json()["headers"]["Authorization"] == f"Bearer {a.placeholders['ISO_TOKEN']}"
     assert r_b.json()["headers"]["Authorization"] == f"Bearer {b.placeholders['ISO_TOKEN']}"
     assert a.placeholders["ISO_TOKEN"] not in r_b.text
@@ -80,12 +82,12 @@ def test_responses_are_scrubbed_to_the_receiving_runs_own_placeholder(
     assert len(trail.requests(a)) == 1 and len(trail.requests(b)) == 1
 
 
-def test_client_claims_cannot_change_the_run(proxy, upstream, trail, canary, two_runs):
+def test_client_claims_cannot_change_the_run(proxy, upstream, trail, canary, two_runs, tag):
     """Headers naming the other run (as an identity) change nothing: B stays B."""
     a, b = two_runs
     with client_for(b, proxy.ca_cert) as c:
         r = c.get(
-            f"https://{API}:{upstream.port}/echo",
+            tagged(f"https://{API}:{upstream.port}/echo", tag),
             headers={
                 "Authorization": f"Bearer {a.placeholders['ISO_TOKEN']}",
                 "Proxy-Authorization": f"Basic {a.run_id}",
@@ -93,20 +95,20 @@ def test_client_claims_cannot_change_the_run(proxy, upstream, trail, canary, two
                 "Forwarded": f'for="run:{a.run_id}"',
             },
         )
-    assert upstream.received[-1].header("Authorization") == f"Bearer {a.placeholders['ISO_TOKEN']}"
+    got = only_received_with(upstream, tag)
+    assert got.header("Authorization") == f"Bearer {a.placeholders['ISO_TOKEN']}"
     assert trail.requests(a) == [] and len(trail.requests(b)) == 1
     trail.assert_contained(canary, seen=(r.text,))
 
 
 def test_unknown_client_on_the_tcp_listener_is_refused(
-    proxy, upstream, plain, trail, canary, two_runs
+    proxy, upstream, plain, trail, canary, two_runs, tag
 ):
     """mitmproxy's own loopback listener belongs to no run: a client that finds it (without a
     run socket) is refused everything, with reason unknown_client."""
     a, _ = two_runs
     ports = listening_ports(proxy.proc.pid)
     assert ports, "the proxy service listens on no TCP port?"
-    before = (len(upstream.received), len(plain.received))
     for port in ports:
         url = f"http://127.0.0.1:{port}"
         conn, resp = connect(url, f"{API}:{upstream.port}")
@@ -115,12 +117,12 @@ def test_unknown_client_on_the_tcp_listener_is_refused(
         with plain_conn(url) as c:
             r = c.request(
                 "GET",
-                f"http://{API}:{upstream.port}/echo",
+                tagged(f"http://{API}:{upstream.port}/echo", tag),
                 [
                     ("Host", f"{API}:{upstream.port}"),
                     ("Authorization", f"Bearer {a.placeholders['ISO_TOKEN']}"),
                 ],
             )
         assert r.status == 403 and r.refusal == "unknown_client"
-    assert (len(upstream.received), len(plain.received)) == before
+    assert received_with(upstream, tag) == [] and received_with(plain, tag) == []
     trail.assert_contained(canary)

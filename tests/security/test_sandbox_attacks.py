@@ -17,6 +17,7 @@ import pytest
 from proxy.paths import ProxyPaths
 from tests.conftest import INHERITED
 from tests.security.conftest import API, OTHER, new_canary
+from tests.support.upstream import new_tag, received_with
 
 PROBE = Path(__file__).with_name("sandbox_probe.py")
 
@@ -25,12 +26,12 @@ pytestmark = pytest.mark.docker
 
 class SandboxRun:
     def __init__(
-        self, canary: str, home: Path, proc: subprocess.CompletedProcess[bytes], since: int
+        self, canary: str, home: Path, proc: subprocess.CompletedProcess[bytes], tag: str
     ) -> None:
         self.canary = canary
         self.home = home
         self.proc = proc
-        self.since = since
+        self.tag = tag
         text = proc.stdout.decode("utf-8", "replace").strip().splitlines()
         self.report: dict[str, Any] = json.loads(text[-1]) if text else {}
 
@@ -51,7 +52,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, upstream, ca_file) -> Sand
         capture_output=True,
         timeout=60,
     )
-    since = len(upstream.received)
+    tag = new_tag()
     proc = subprocess.run(
         [
             *cli,
@@ -78,13 +79,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, upstream, ca_file) -> Sand
             API,
             str(upstream.port),
             OTHER,
+            tag,
         ],
         env=env,
         capture_output=True,
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")[-2000:]
-    return SandboxRun(canary, home, proc, since)
+    return SandboxRun(canary, home, proc, tag)
 
 
 def test_sandbox_env_holds_only_the_placeholder(sandbox):
@@ -127,8 +129,9 @@ def test_sandbox_request_through_the_proxy_is_injected_and_scrubbed(sandbox, ups
     echo = json.loads(via["out"].replace("\r\n", "\n").split("\n\n")[-1])
     headers = {k.lower(): v for k, v in echo["headers"].items()}
     assert headers["authorization"] == f"Bearer {sandbox.report['placeholder']}"
-    new = upstream.received[sandbox.since :]
-    carrying = [r for r in new if sandbox.canary.encode() in r.raw()]
+    carrying = [
+        r for r in received_with(upstream, sandbox.tag) if sandbox.canary.encode() in r.raw()
+    ]
     assert [r.header("Host") for r in carrying] == [f"{API}:{upstream.port}"]
 
 
@@ -137,8 +140,8 @@ def test_sandbox_placeholder_to_another_host_is_blocked(sandbox, upstream):
     statuses = [line for line in leak["out"].splitlines() if line.startswith("HTTP/")]
     assert statuses[-1].split()[1] == "403", statuses
     assert "x-coatcheck-reason: placeholder_leak" in leak["out"].lower()
-    new = upstream.received[sandbox.since :]
-    assert not [r for r in new if (r.header("Host") or "").startswith(OTHER)]
+    got = received_with(upstream, sandbox.tag)
+    assert not [r for r in got if (r.header("Host") or "").startswith(OTHER)], got
 
 
 def test_sandbox_run_socket_is_not_the_control_socket(sandbox):

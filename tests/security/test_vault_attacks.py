@@ -13,6 +13,7 @@ from core.errors import InvalidValue
 from tests.conftest import client_for
 from tests.security.conftest import API, OTHER
 from tests.security.wire import open_tunnel
+from tests.support.upstream import only_received_with, received_with, tagged
 from vault.secret import SecretValue
 from vault.store import Vault
 
@@ -58,7 +59,7 @@ def test_crlf_and_nul_values_are_refused_by_the_cli(tmp_path, canary, template):
 
 
 def test_rotation_is_used_on_the_next_request_of_a_live_connection(
-    proxy, upstream, trail, canary, secret
+    proxy, upstream, trail, canary, secret, tag
 ):
     secret("ROT_TOKEN")
     run = proxy.register(("ROT_TOKEN",))
@@ -67,38 +68,49 @@ def test_rotation_is_used_on_the_next_request_of_a_live_connection(
     port = upstream.port
     head = [("Host", f"{API}:{port}"), ("Authorization", f"Bearer {ph}")]
     with open_tunnel(run.proxy_url, f"{API}:{port}", proxy.ca_cert, sni=API) as conn:
-        first = conn.request("GET", "/echo", head)
-        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+        first = conn.request("GET", tagged("/echo", f"first-{tag}"), head)
+        got = only_received_with(upstream, f"first-{tag}")
+        assert got.header("Authorization") == f"Bearer {canary}"
         secret("ROT_TOKEN", value=rotated)
-        second = conn.request("GET", "/echo", head)
-    assert upstream.received[-1].header("Authorization") == f"Bearer {rotated}"
+        second = conn.request("GET", tagged("/echo", f"second-{tag}"), head)
+    got = only_received_with(upstream, f"second-{tag}")
+    assert got.header("Authorization") == f"Bearer {rotated}"
     assert trail.requests_with(canary) == 2  # the old one once, the new one (its prefix) once
     assert trail.requests_with(rotated) == 1
     trail.assert_contained(rotated, may_reach=(API,), seen=(first.raw(), second.raw()))
 
 
-def test_removed_secret_is_injected_nowhere(proxy, upstream, trail, canary, secret, session_vault):
+def test_removed_secret_is_injected_nowhere(
+    proxy, upstream, trail, canary, secret, session_vault, tag
+):
     secret("RM_TOKEN")
     run = proxy.register(("RM_TOKEN",))
     ph = run.placeholders["RM_TOKEN"]
+    url = f"https://{API}:{upstream.port}/echo"
     with client_for(run, proxy.ca_cert) as c:
-        c.get(f"https://{API}:{upstream.port}/echo", headers={"Authorization": f"Bearer {ph}"})
+        c.get(tagged(url, f"first-{tag}"), headers={"Authorization": f"Bearer {ph}"})
+        got = only_received_with(upstream, f"first-{tag}")
+        assert got.header("Authorization") == f"Bearer {canary}"
         session_vault.remove("RM_TOKEN")
         before = trail.requests_with(canary)
-        r = c.get(f"https://{API}:{upstream.port}/echo", headers={"Authorization": f"Bearer {ph}"})
+        r = c.get(tagged(url, f"second-{tag}"), headers={"Authorization": f"Bearer {ph}"})
     if r.status_code == 200:
-        assert upstream.received[-1].header("Authorization") == f"Bearer {ph}"
+        got = only_received_with(upstream, f"second-{tag}")
+        assert got.header("Authorization") == f"Bearer {ph}"
+    else:
+        assert received_with(upstream, f"second-{tag}") == []
     assert trail.requests_with(canary) == before
     trail.assert_contained(canary, may_reach=(API,), seen=(r.content,))
 
 
-def test_narrowed_domains_apply_to_a_running_sandbox(proxy, upstream, trail, canary, secret):
+def test_narrowed_domains_apply_to_a_running_sandbox(proxy, upstream, trail, canary, secret, tag):
     secret("NARROW_TOKEN", domains=[API, OTHER])
     run = proxy.register(("NARROW_TOKEN",))
     ph = run.placeholders["NARROW_TOKEN"]
     with client_for(run, proxy.ca_cert) as c:
-        c.get(f"https://{API}:{upstream.port}/echo", headers={"Authorization": f"Bearer {ph}"})
-        assert upstream.received[-1].header("Authorization") == f"Bearer {canary}"
+        url = tagged(f"https://{API}:{upstream.port}/echo", tag)
+        c.get(url, headers={"Authorization": f"Bearer {ph}"})
+        assert only_received_with(upstream, tag).header("Authorization") == f"Bearer {canary}"
         secret("NARROW_TOKEN", domains=[OTHER])
         before = trail.requests_with(canary)
         try:

@@ -6,19 +6,27 @@ Paths:
   /gzip-echo          the echo, gzip-encoded
   /redirect?to=URL    302 to URL
   /big?size=N         N bytes of 'x'
-  /slow-sse           one event, then waits 2 s before the next
+  /held-sse?hold=ID&value=V
+                      one event, then nothing more until the test releases hold ID (see
+                      ``Upstream.hold``); then a second event and the end of the stream
+  /hold?hold=ID       answers 200 "released" once the test releases hold ID
+
+The upstream is shared by the whole session, so a test never looks at "the last request": it
+puts a tag of its own (the ``tag`` fixture) in each request, usually as ``?t=TAG``, and finds
+its requests with ``received_with(server, tag)``. Other tests' traffic can't match.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import secrets
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
@@ -41,6 +49,65 @@ class Received:
         head = "\n".join(f"{k}: {v}" for k, v in self.headers)
         return f"{self.method} {self.path}\n{head}\n\n".encode() + self.body
 
+    def holds(self, text: str) -> bool:
+        """Whether the request line, a header or the body holds ``text`` (without copying a
+        large body, as ``raw()`` would)."""
+        if text in self.path or any(text in f"{k}: {v}" for k, v in self.headers):
+            return True
+        return text.encode() in self.body
+
+
+class Recorder(Protocol):
+    """A test server that records every request it gets (this upstream, the attack suite's)."""
+
+    @property
+    def received(self) -> list[Received]: ...
+
+
+def new_tag() -> str:
+    """A request tag no other test uses (128 random bits)."""
+    return "tag-" + secrets.token_hex(16)
+
+
+def received_with(server: Recorder, tag: str) -> list[Received]:
+    """The requests ``server`` recorded whose bytes (request line, headers or body) hold
+    ``tag``, in arrival order."""
+    return [r for r in list(server.received) if r.holds(tag)]
+
+
+def only_received_with(server: Recorder, tag: str) -> Received:
+    """The one request ``server`` recorded with ``tag``; fails when there are none or more."""
+    got = received_with(server, tag)
+    assert len(got) == 1, f"{len(got)} requests with {tag}: {[r.path for r in got]}"
+    return got[0]
+
+
+def tagged(url: str, tag: str) -> str:
+    """``url`` with ``t=TAG`` added to its query."""
+    return f"{url}{'&' if '?' in url else '?'}t={tag}"
+
+
+HOLD_S = 60.0  # how long the upstream keeps a hold before it gives up and cuts the response
+
+
+@dataclass
+class Hold:
+    """A point where the upstream stops until the test says go: an ordering event, no clock."""
+
+    id: str = field(default_factory=lambda: secrets.token_hex(8))
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    gave_up: bool = False
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_released(self) -> bool:
+        self.reached.set()
+        if not self.released.wait(HOLD_S):
+            self.gave_up = True
+        return not self.gave_up
+
 
 @dataclass
 class Upstream:
@@ -49,6 +116,13 @@ class Upstream:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    holds: dict[str, Hold] = field(default_factory=dict)
+
+    def hold(self) -> Hold:
+        """A new hold, for ``/held-sse?hold=ID`` or ``/hold?hold=ID``."""
+        h = Hold()
+        self.holds[h.id] = h
+        return h
 
     def all_bytes(self) -> bytes:
         return b"\n".join(r.raw() for r in self.received)
@@ -108,24 +182,28 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
                 self._send(302, b"", {"Location": q.get("to", "/")})
             elif url.path == "/big":
                 self._send(200, b"x" * int(q.get("size", "1024")))
-            elif url.path in ("/sse", "/slow-sse"):
+            elif url.path == "/hold":
+                held = up.holds[q["hold"]].wait_released()
+                self._send(200 if held else 504, b"released" if held else b"gave up")
+            elif url.path in ("/sse", "/held-sse"):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 value = q.get("value", "")
-                n = int(q.get("n", "3"))
+                held = url.path == "/held-sse"
+                n = 2 if held else int(q.get("n", "3"))
                 for i in range(n):
+                    if held and i == 1 and not up.holds[q["hold"]].wait_released():
+                        break  # the stream ends short: the test sees that it was held too long
                     event = f'data: {{"i": {i}, "echo": "{value}"}}\n\n'.encode()
                     cut = 6 + 8 + len(str(i)) + len(value) // 2
                     self.wfile.write(event[:cut])
                     self.wfile.flush()
-                    time.sleep(0.01)
+                    time.sleep(0.01)  # the upstream's pacing: two writes, so V may be split
                     self.wfile.write(event[cut:])
                     self.wfile.flush()
-                    if url.path == "/slow-sse":
-                        time.sleep(2.0)
                 self.close_connection = True
             else:
                 self._send(200, b"hello from upstream\n", {"Content-Type": "text/plain"})

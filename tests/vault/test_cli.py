@@ -162,10 +162,10 @@ def test_set_with_all_options(home: Path, key_file: Path) -> None:
 
 
 def test_set_replaces(home: Path, key_file: Path) -> None:
-    invoke(["set", "TOKEN", "--domains", "a.example"], input="old\n")
-    result = invoke(["set", "TOKEN", "--domains", "b.example"], input="new\n")
+    invoke(["set", "TOKEN", "--domains", "a.example"], input="old-secret-value\n")
+    result = invoke(["set", "TOKEN", "--domains", "b.example"], input="new-secret-value\n")
     assert result.exit_code == 0
-    assert stored_value(home, "TOKEN") == "new"
+    assert stored_value(home, "TOKEN") == "new-secret-value"
     assert [m.domains for m in Vault.open(home).list()] == [("b.example",)]
 
 
@@ -213,7 +213,7 @@ def test_set_refuses_bad_arguments(
     ids=["value-argument", "value-option", "no-domains", "bad-format"],
 )
 def test_click_usage_errors(home: Path, key_file: Path, args: list[str]) -> None:
-    result = invoke(args, input="v\n")
+    result = invoke(args, input="v-secret-value\n")
     assert result.exit_code == 2
     assert vault_bytes(home) == b""
 
@@ -238,7 +238,10 @@ def test_set_without_a_keystore_names_both_fixes(home: Path) -> None:
 
 
 def test_set_creates_the_key_file_0600(home: Path, key_file: Path) -> None:
-    assert invoke(["set", "TOKEN", "--domains", "a.example"], input="v").exit_code == 0
+    assert (
+        invoke(["set", "TOKEN", "--domains", "a.example"], input="v-secret-valueNone").exit_code
+        == 0
+    )
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 

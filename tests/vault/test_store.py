@@ -96,36 +96,36 @@ def test_set_stores_canonical_rules(vault: Vault) -> None:
 
 def test_list_is_sorted_by_name(vault: Vault) -> None:
     for name in ["C_TOKEN", "A_TOKEN", "B_TOKEN"]:
-        vault.set(name, SecretValue("v"), ["a.example"])
+        vault.set(name, SecretValue("v-secret-value"), ["a.example"])
     assert [m.name for m in vault.list()] == ["A_TOKEN", "B_TOKEN", "C_TOKEN"]
 
 
 def test_replace_keeps_created_and_bumps_updated(home: Path, keystore: MemoryKeystore) -> None:
     clock = Clock()
     vault = Vault.open(home, keystore=keystore, clock=clock)
-    first = vault.set("TOKEN", SecretValue("old"), ["a.example"])
+    first = vault.set("TOKEN", SecretValue("old-secret-value"), ["a.example"])
     clock.now = T0 + timedelta(hours=1)
-    second = vault.set("TOKEN", SecretValue("new"), ["b.example"])
+    second = vault.set("TOKEN", SecretValue("new-secret-value"), ["b.example"])
     assert first.created == first.updated == T0
     assert second.created == T0
     assert second.updated == T0 + timedelta(hours=1)
     assert second.domains == ("b.example",)
-    assert vault.get("TOKEN").value.reveal() == "new"
+    assert vault.get("TOKEN").value.reveal() == "new-secret-value"
     assert vault.list() == [second]
 
 
 def test_times_are_stored_in_utc(home: Path, keystore: MemoryKeystore) -> None:
     paris = timezone(timedelta(hours=2))
     vault = Vault.open(home, keystore=keystore, clock=Clock(datetime(2025, 6, 1, 12, tzinfo=paris)))
-    vault.set("TOKEN", SecretValue("v"), ["a.example"])
+    vault.set("TOKEN", SecretValue("v-secret-value"), ["a.example"])
     [meta] = vault.list()
     assert meta.created == datetime(2025, 6, 1, 10, tzinfo=UTC)
     assert meta.created.utcoffset() == timedelta(0)
 
 
 def test_remove(vault: Vault) -> None:
-    vault.set("A", SecretValue("a"), ["a.example"])
-    vault.set("B", SecretValue("b"), ["b.example"])
+    vault.set("A", SecretValue("a-secret-value"), ["a.example"])
+    vault.set("B", SecretValue("b-secret-value"), ["b.example"])
     vault.remove("A")
     assert [m.name for m in vault.list()] == ["B"]
     with pytest.raises(SecretNotFound):
@@ -137,7 +137,7 @@ def test_remove(vault: Vault) -> None:
 @pytest.mark.parametrize("populated", [False, True], ids=["no-file", "other-secrets"])
 def test_missing_name_says_how_to_list(vault: Vault, op: str, populated: bool) -> None:
     if populated:
-        vault.set("OTHER", SecretValue("v"), ["a.example"])
+        vault.set("OTHER", SecretValue("v-secret-value"), ["a.example"])
     with pytest.raises(SecretNotFound) as info:
         getattr(vault, op)("NOPE")
     assert "NOPE" in info.value.message
@@ -156,12 +156,12 @@ def test_missing_file_is_an_empty_vault(home: Path) -> None:
 
 
 def test_load_all(vault: Vault) -> None:
-    vault.set("A", SecretValue("value-a"), ["a.example"])
-    vault.set("B", SecretValue("value-b"), ["*.b.example"])
+    vault.set("A", SecretValue("value-a-secret-value"), ["a.example"])
+    vault.set("B", SecretValue("value-b-secret-value"), ["*.b.example"])
     loaded = vault.load_all()
     assert {name: s.value.reveal() for name, s in loaded.items()} == {
-        "A": "value-a",
-        "B": "value-b",
+        "A": "value-a-secret-value",
+        "B": "value-b-secret-value",
     }
     assert loaded["B"].meta.domains == ("*.b.example",)
 
@@ -182,7 +182,9 @@ def test_value_is_not_on_disk_in_any_form(home: Path, vault: Vault) -> None:
 def test_private_permissions(home: Path, keystore: MemoryKeystore, mask: int) -> None:
     old = os.umask(mask)
     try:
-        Vault.open(home, keystore=keystore).set("TOKEN", SecretValue("v"), ["a.example"])
+        Vault.open(home, keystore=keystore).set(
+            "TOKEN", SecretValue("v-secret-value"), ["a.example"]
+        )
     finally:
         os.umask(old)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
@@ -191,7 +193,9 @@ def test_private_permissions(home: Path, keystore: MemoryKeystore, mask: int) ->
 
 
 def test_file_format(home: Path, vault: Vault) -> None:
-    vault.set("TOKEN", SecretValue("v"), ["a.example"], methods=["GET"], paths=["/v1/*"])
+    vault.set(
+        "TOKEN", SecretValue("v-secret-value"), ["a.example"], methods=["GET"], paths=["/v1/*"]
+    )
     doc = json.loads(vault_file(home).read_text())
     assert doc["format"] == "coatcheck-vault"
     assert doc["version"] == 1
@@ -387,7 +391,7 @@ def test_failed_write_leaves_the_previous_file(
 def test_failed_remove_leaves_the_previous_file(
     home: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vault.set("TOKEN", SecretValue("v"), ["a.example"])
+    vault.set("TOKEN", SecretValue("v-secret-value"), ["a.example"])
     before = vault_file(home).read_bytes()
 
     def boom(*args: object) -> None:
@@ -444,7 +448,7 @@ def test_refused_input_stores_nothing(
     options: dict[str, Any],
     error: type[CoatcheckError],
 ) -> None:
-    vault.set("EXISTING", SecretValue("keep-me"), ["a.example"])
+    vault.set("EXISTING", SecretValue("keep-me-secret-value"), ["a.example"])
     before = vault_file(home).read_bytes()
     with pytest.raises(error) as info:
         vault.set(name, SecretValue(value), domains, **options)
@@ -464,8 +468,8 @@ def test_refused_value_creates_no_file(home: Path, vault: Vault) -> None:
 
 
 def test_metadata_operations_need_no_key(home: Path, keystore: MemoryKeystore) -> None:
-    Vault.open(home, keystore=keystore).set("A", SecretValue("a"), ["a.example"])
-    Vault.open(home, keystore=keystore).set("B", SecretValue("b"), ["a.example"])
+    Vault.open(home, keystore=keystore).set("A", SecretValue("a-secret-value"), ["a.example"])
+    Vault.open(home, keystore=keystore).set("B", SecretValue("b-secret-value"), ["a.example"])
     no_key = RaisingKeystore()
     vault = Vault.open(home, keystore=no_key)
     assert [m.name for m in vault.list()] == ["A", "B"]
@@ -482,14 +486,14 @@ def test_default_keystore_is_asked_only_when_a_key_is_needed(
     vault = Vault.open(home)  # no key file, and conftest left only keyring's fail backend
     assert vault.list() == []
     with pytest.raises(KeystoreUnavailable, match="COATCHECK_VAULT_KEY_FILE"):
-        vault.set("TOKEN", SecretValue("v"), ["a.example"])
+        vault.set("TOKEN", SecretValue("v-secret-value"), ["a.example"])
     assert not vault_file(home).exists()
     key_file = tmp_path / "key"
     monkeypatch.setenv("COATCHECK_VAULT_KEY_FILE", str(key_file))
     vault = Vault.open(home)
-    vault.set("TOKEN", SecretValue("v"), ["a.example"])
+    vault.set("TOKEN", SecretValue("v-secret-value"), ["a.example"])
     assert key_file.exists()
-    assert Vault.open(home).get("TOKEN").value.reveal() == "v"
+    assert Vault.open(home).get("TOKEN").value.reveal() == "v-secret-value"
 
 
 def test_a_different_key_is_refused_without_damage(home: Path) -> None:
@@ -501,7 +505,7 @@ def test_a_different_key_is_refused_without_damage(home: Path) -> None:
     for attempt in (
         lambda: other.get("TOKEN"),
         other.load_all,
-        lambda: other.set("NEW", SecretValue("v"), ["a.example"]),
+        lambda: other.set("NEW", SecretValue("v-secret-value"), ["a.example"]),
     ):
         with pytest.raises(VaultError) as info:
             attempt()
@@ -511,8 +515,8 @@ def test_a_different_key_is_refused_without_damage(home: Path) -> None:
     # Metadata still works; once every secret is removed, the new key may start afresh.
     assert [m.name for m in other.list()] == ["TOKEN"]
     other.remove("TOKEN")
-    other.set("NEW", SecretValue("v"), ["a.example"])
-    assert other.get("NEW").value.reveal() == "v"
+    other.set("NEW", SecretValue("v-secret-value"), ["a.example"])
+    assert other.get("NEW").value.reveal() == "v-secret-value"
 
 
 # -- rotation ----------------------------------------------------------------------------------
@@ -522,14 +526,14 @@ def test_version_changes_on_every_write_and_only_then(home: Path, keystore: Memo
     cli = Vault.open(home, keystore=keystore)
     proxy = Vault.open(home, keystore=keystore)
     seen = {proxy.version()}
-    cli.set("TOKEN", SecretValue("v1"), ["a.example"])
+    cli.set("TOKEN", SecretValue("v1-secret-value"), ["a.example"])
     seen.add(proxy.version())
     v = proxy.version()
     proxy.list()
     proxy.get("TOKEN")
     proxy.load_all()
     assert proxy.version() == v
-    cli.set("TOKEN", SecretValue("v2"), ["a.example"])  # same size as v1
+    cli.set("TOKEN", SecretValue("v2-secret-value"), ["a.example"])  # same size as v1
     seen.add(proxy.version())
     cli.remove("TOKEN")
     seen.add(proxy.version())
@@ -539,14 +543,14 @@ def test_version_changes_on_every_write_and_only_then(home: Path, keystore: Memo
 def test_rotation_is_seen_by_a_long_running_reader(home: Path, keystore: MemoryKeystore) -> None:
     cli = Vault.open(home, keystore=keystore)
     proxy = Vault.open(home, keystore=keystore)
-    cli.set("TOKEN", SecretValue("old"), ["a.example"])
+    cli.set("TOKEN", SecretValue("old-secret-value"), ["a.example"])
     version, secrets = proxy.snapshot()
     assert version == proxy.version()
-    assert secrets["TOKEN"].value.reveal() == "old"
-    cli.set("TOKEN", SecretValue("new"), ["a.example"])
+    assert secrets["TOKEN"].value.reveal() == "old-secret-value"
+    cli.set("TOKEN", SecretValue("new-secret-value"), ["a.example"])
     assert proxy.version() != version
     version, secrets = proxy.snapshot()
-    assert secrets["TOKEN"].value.reveal() == "new"
+    assert secrets["TOKEN"].value.reveal() == "new-secret-value"
     cli.remove("TOKEN")
     assert proxy.version() != version
     assert proxy.load_all() == {}

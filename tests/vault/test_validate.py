@@ -64,8 +64,9 @@ def test_invalid_names_say_why_and_give_an_example(name: str, why: str) -> None:
         "ünïcödé-🔑",
         "x" * MAX_VALUE_BYTES,
         " leading and trailing ",
+        "12345678",
     ],
-    ids=["token", "spaces-tab", "unicode", "max-size", "outer-spaces"],
+    ids=["token", "spaces-tab", "unicode", "max-size", "outer-spaces", "eight-bytes"],
 )
 def test_valid_values_pass_unchanged(value: str) -> None:
     secret = SecretValue(value)
@@ -99,9 +100,12 @@ def test_cr_lf_nul_refused_naming_the_character(value: str, names: list[str]) ->
     [
         ("", "empty"),
         ("x" * (MAX_VALUE_BYTES + 1), f"at most {MAX_VALUE_BYTES}"),
+        ("sk-1234", "at least 8"),
+        ("é" * 3, "at least 8"),  # 6 bytes: counted in bytes
+        ("1", "at least 8"),
         ("é" * (MAX_VALUE_BYTES // 2 + 1), f"at most {MAX_VALUE_BYTES}"),  # counted in bytes
     ],
-    ids=["empty", "too-long", "too-long-in-utf8"],
+    ids=["empty", "too-long", "too-long-in-utf8", "seven-bytes", "short-in-utf8", "one-byte"],
 )
 def test_empty_and_oversized_values_refused(value: str, why: str) -> None:
     with pytest.raises(InvalidValue) as info:

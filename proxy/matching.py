@@ -1,0 +1,229 @@
+"""Find the spellings of a set of values in bytes, whole or a chunk at a time. Pure.
+
+Each value has languages (:func:`proxy.spellings.languages`): its own spellings, then its base64
+runs, each a sequence of units (a character and its escapes). One regular expression for a
+whole language would take seconds to compile for a long value (a JWT), so a :class:`Matcher`
+compiles small pieces, whatever the length of the values:
+
+- per tier, a *lead* pattern of the first :data:`LEAD` units of every language, shaped like a
+  trie on its first bytes, so that ``re`` skips at C speed to the rare candidate positions; for
+  a chunk of a stream also a *tail* pattern: data that ends inside those units;
+- one pattern per distinct unit, shared by every value.
+
+At a candidate, :meth:`Matcher.at` walks each language unit by unit and takes the longest match
+of the first language (in order) that matches there. A unit whose spellings are all
+prefix-free (no spelling is the start of another) ends in one place, found by one ``match``;
+the others (``\\`` and ``%``: ``%`` is a prefix of ``%25``) are explored every way, with the
+(unit, position) pairs already seen skipped. A value whose units are all prefix-free and that
+appears raw is recognised with one ``startswith``.
+
+With ``final=False`` the data may continue: a position from which some language could still
+match with more data is *open*, and nothing is decided from there on (the caller holds it back).
+
+Tiers: every spelling with a ``\\u`` or ``%`` escape contains ``\\u`` or ``%``, so data with
+neither (and, in a stream, not ending in ``\\``) can only hold spellings without them, whose
+*plain* lead is much smaller and faster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+from proxy.patterns import (
+    END,
+    Node,
+    cat,
+    lengths,
+    longest,
+    partials,
+    pattern,
+    prefix_free,
+    prefixes,
+    union_by_bytes,
+)
+from proxy.spellings import Language, languages
+
+LEAD = 16  # units of each language that the candidate search looks at
+OPEN = -1
+
+
+class _Unit:
+    """One unit's patterns: its words, and what may still become one at the end of data."""
+
+    __slots__ = ("word", "partial", "lengths", "longest")
+
+    def __init__(self, node: Node) -> None:
+        self.word = re.compile(pattern(node))
+        self.partial = re.compile(pattern(cat(prefixes(node), END) or END))
+        self.lengths = None if prefix_free(node) else sorted(lengths(node), reverse=True)
+        self.longest = longest(node)
+
+    def ends(self, data: bytes, pos: int) -> list[int]:
+        """Where the words of this unit that start at ``pos`` end."""
+        if self.lengths is None:
+            found = self.word.match(data, pos)
+            return [] if found is None else [found.end()]
+        n = len(data)
+        full = self.word.fullmatch
+        return [pos + k for k in self.lengths if pos + k <= n and full(data, pos, pos + k)]
+
+    def open_at(self, data: bytes, pos: int) -> bool:
+        """Is ``data[pos:]`` a proper prefix of a word (more data could complete it)?"""
+        return len(data) - pos < self.longest and self.partial.match(data, pos) is not None
+
+
+@lru_cache(maxsize=4096)
+def _unit(node: Node) -> _Unit:
+    return _Unit(node)
+
+
+class _Walker:
+    """Matches one language at a position, unit by unit."""
+
+    __slots__ = ("units", "raw")
+
+    def __init__(self, language: Language, raw: bytes | None) -> None:
+        self.units = [_unit(u) for u in language.units]
+        # The raw spelling is the only one a run of prefix-free units can take where it fits.
+        free = all(unit.lengths is None for unit in self.units)
+        self.raw = raw if free else None
+
+    def walk(self, data: bytes, start: int, final: bool) -> tuple[int, bool]:
+        """(end of the longest match at ``start`` or -1, whether more data could add one)."""
+        if self.raw is not None and data.startswith(self.raw, start):
+            return start + len(self.raw), False
+        units, last = self.units, len(self.units)
+        k, pos = 0, start
+        while k < last and units[k].lengths is None:  # one way to go: no search needed
+            unit = units[k]
+            if not final and unit.open_at(data, pos):
+                return -1, True
+            found = unit.word.match(data, pos)
+            if found is None:
+                return -1, False
+            k, pos = k + 1, found.end()
+        if k == last:
+            return pos, False
+        return _search(units, data, k, pos, final)
+
+
+def _search(units: Sequence[_Unit], data: bytes, k: int, pos: int, final: bool) -> tuple[int, bool]:
+    """Every way from unit ``k`` at ``pos`` (some unit has words that are prefixes of others)."""
+    best, open_, last = -1, False, len(units)
+    todo = [(k, pos)]
+    seen = set(todo)
+    while todo:
+        k, pos = todo.pop()
+        if k == last:
+            best = max(best, pos)
+            continue
+        unit = units[k]
+        if not final and unit.open_at(data, pos):
+            open_ = True
+        for end in unit.ends(data, pos):
+            if (k + 1, end) not in seen:
+                seen.add((k + 1, end))
+                todo.append((k + 1, end))
+    return best, open_
+
+
+class _Tier:
+    """Candidate finders for one set of languages, compiled on first use: ``lead`` where the
+    first units match, ``tail`` where the data ends inside them (for a chunk of a stream; it
+    is searched in the last ``window`` bytes only)."""
+
+    __slots__ = ("_units", "_lead", "_tail", "window")
+
+    def __init__(self, units: Sequence[Sequence[Node]]) -> None:
+        self._units = [u[:LEAD] for u in units]
+        self._lead: re.Pattern[bytes] | None = None
+        self._tail: re.Pattern[bytes] | None = None
+        self.window = max(sum(longest(n) for n in u) for u in self._units)
+
+    @property
+    def lead(self) -> re.Pattern[bytes]:
+        if self._lead is None:
+            heads = [cat(*u) for u in self._units]
+            self._lead = re.compile(union_by_bytes([h for h in heads if h is not None], 2))
+        return self._lead
+
+    @property
+    def tail(self) -> re.Pattern[bytes]:
+        if self._tail is None:
+            tails = [partials(u) for u in self._units]
+            self._tail = re.compile(union_by_bytes([t for t in tails if t is not None], 1))
+        return self._tail
+
+
+class Matcher:
+    """Compiled patterns for an ordered tuple of values (placeholder-independent)."""
+
+    def __init__(self, values: Sequence[bytes]) -> None:
+        self.texts = [v.decode("utf-8", "surrogateescape") for v in values]
+        own: list[tuple[int, Language]] = []
+        runs: list[tuple[int, Language]] = []
+        for index, text in enumerate(self.texts):
+            first, *rest = languages(text)
+            own.append((index, first))
+            runs += [(index, run) for run in rest]
+        ordered = own + runs  # a value's own spelling before any base64 run
+        self.owner = [index for index, _ in ordered]
+        self.languages = [language for _, language in ordered]
+        self._walkers = [
+            _Walker(
+                language,
+                None if language.base64 else self.texts[index].encode("utf-8", "surrogateescape"),
+            )
+            for index, language in ordered
+        ]
+        self._full = _Tier([language.units for language in self.languages])
+        self._plain = _Tier([language.plain for language in self.languages])
+
+    def _tier(self, data: bytes, final: bool) -> _Tier:
+        if b"\\u" in data or b"%" in data or (not final and data.endswith(b"\\")):
+            return self._full
+        return self._plain
+
+    def at(self, data: bytes, start: int, final: bool) -> tuple[int, int]:
+        """(language index, end) of the match at ``start``; (OPEN, start) if more data could
+        change that; (-2, start) if there is none."""
+        for index, walker in enumerate(self._walkers):
+            end, open_ = walker.walk(data, start, final)
+            if open_:
+                return OPEN, start
+            if end > start:
+                return index, end
+        return -2, start
+
+    def scan(self, data: bytes, *, final: bool) -> Iterator[tuple[int, int, int]]:
+        """``(language index, start, end)`` of each match, leftmost first, non-overlapping;
+        with ``final=False`` it ends with ``(OPEN, start, start)`` at the first open position."""
+        tier = self._tier(data, final)
+        lead, n = tier.lead.search, len(data)
+        tail_from = n if final else max(0, n - tier.window + 1)
+        pos = 0
+        while True:
+            found = lead(data, pos)
+            start = n if found is None else found.start()
+            if start >= tail_from:  # data that ends inside the first units may come first
+                partial = tier.tail.search(data, max(pos, tail_from))
+                if partial is not None and partial.start() < start:
+                    start = partial.start()
+            if start >= n:
+                return
+            index, end = self.at(data, start, final)
+            if index == OPEN:
+                yield OPEN, start, start
+                return
+            if index < 0:
+                pos = start + 1
+                continue
+            yield index, start, end
+            pos = end
+
+
+@lru_cache(maxsize=32)
+def matcher_for(values: tuple[bytes, ...]) -> Matcher:
+    return Matcher(values)

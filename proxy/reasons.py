@@ -1,0 +1,78 @@
+"""Why the proxy allowed or refused something: one enum, every reason it can give. Pure.
+
+A :class:`Reason` is a ``StrEnum``: its value is the stable snake_case word that goes into the
+refusal body, the ``X-Coatcheck-Reason`` header and the audit line, and it compares equal to
+that string. Add a member here before using a new reason anywhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+
+
+@unique
+class Reason(StrEnum):
+    # -- allowed --------------------------------------------------------------------------
+    ALLOWLISTED = "allowlisted"
+    CIDR_ALLOWED = "cidr_allowed"
+    RESOLVE_MAPPED = "resolve_mapped"
+    PUBLIC_ADDRESS = "public_address"
+    BOUND = "bound"  # the request's Host / :authority name its real destination
+
+    # -- the connection or its destination --------------------------------------------------
+    UNKNOWN_CLIENT = "unknown_client"
+    NOT_ALLOWLISTED = "not_allowlisted"
+    IP_LITERAL = "ip_literal"
+    BAD_HOST = "bad_host"
+    DNS_FAILED = "dns_failed"
+    ADDRESS_REFUSED = "address_refused"
+    UNCHECKED_DESTINATION = "unchecked_destination"
+    SNI_MISMATCH = "sni_mismatch"
+
+    # -- the resolved address (one per answer of core.addresses.refusal_reason) -------------
+    ADDRESS_CLOUD_METADATA = "address_cloud_metadata"
+    ADDRESS_UNSPECIFIED = "address_unspecified"
+    ADDRESS_LOOPBACK = "address_loopback"
+    ADDRESS_PRIVATE = "address_private"
+    ADDRESS_CGNAT = "address_cgnat"
+    ADDRESS_LINK_LOCAL = "address_link_local"
+    ADDRESS_DOCUMENTATION = "address_documentation"
+    ADDRESS_BENCHMARKING = "address_benchmarking"
+    ADDRESS_6TO4 = "address_6to4"
+    ADDRESS_MULTICAST = "address_multicast"
+    ADDRESS_BROADCAST = "address_broadcast"
+    ADDRESS_RESERVED = "address_reserved"
+    ADDRESS_IPV4_MAPPED = "address_ipv4_mapped"
+    ADDRESS_IPV4_TRANSLATED = "address_ipv4_translated"
+    ADDRESS_IPV4_COMPATIBLE = "address_ipv4_compatible"
+    ADDRESS_NAT64 = "address_nat64"
+    ADDRESS_TEREDO = "address_teredo"
+    ADDRESS_UNIQUE_LOCAL = "address_unique_local"
+    ADDRESS_IPV6_LINK_LOCAL = "address_ipv6_link_local"
+    ADDRESS_SITE_LOCAL = "address_site_local"
+    ADDRESS_NOT_AN_IP = "address_not_an_ip"
+
+    # -- the request ------------------------------------------------------------------------
+    BAD_REQUEST_LINE = "bad_request_line"
+    HOST_MISMATCH = "host_mismatch"
+    DUPLICATE_HOST = "duplicate_host"
+    UNCHECKED_REQUEST = "unchecked_request"
+    PLACEHOLDER_LEAK = "placeholder_leak"
+    TOO_LARGE = "too_large"
+    UNDECODABLE_BODY = "undecodable_body"
+    COMPRESSED_BODY = "compressed_body"
+    MULTIPART_BODY = "multipart_body"
+
+    # -- the response, and the proxy itself -------------------------------------------------
+    UNDECODABLE_RESPONSE = "undecodable_response"
+    INTERNAL_ERROR = "internal_error"
+    UNCHECKED = "unchecked"  # an audit line for a request no decision was made on
+
+    @classmethod
+    def for_address(cls, why: str) -> Reason:
+        """The reason for an address :func:`core.addresses.refusal_reason` answered ``why``
+        for; an answer without a member here is still a refusal (fail closed)."""
+        try:
+            return cls(f"address_{why}")
+        except ValueError:
+            return cls.ADDRESS_REFUSED
