@@ -19,7 +19,7 @@ from mitmproxy import connection, http, tls
 from mitmproxy.proxy import server_hooks
 
 from proxy import audit as audit_mod
-from proxy import plan, responses, rewrite
+from proxy import channels, plan, responses, rewrite
 from proxy.decoders import DecodeError
 from proxy.engine import Engine
 from proxy.flowstate import FlowState, state_of
@@ -40,11 +40,8 @@ def refusal(decision: Decision, status: int = 0) -> http.Response:
     """The response refusing a request; 403 unless ``status`` (500 for an internal error)."""
     status = status or (500 if decision.reason == Reason.INTERNAL_ERROR else 403)
     body = f"coatcheck refused this request ({decision.reason}): {decision.detail}\n"
-    return http.Response.make(
-        status,
-        body,
-        {REASON_HEADER: decision.reason, "Content-Type": "text/plain", "Connection": "close"},
-    )
+    headers = {REASON_HEADER: decision.reason, "Content-Type": "text/plain", "Connection": "close"}
+    return http.Response.make(status, body, headers)
 
 
 def kill(flow: http.HTTPFlow) -> None:
@@ -173,11 +170,14 @@ class Coatcheck:
         if not decision.allowed or view is None or tunnel is None:
             return self._refuse(flow, decision)
         state.decision, run = decision, view.run
-        tls = req.scheme == "https"
-        secrets = view.injectable(tunnel.host, tunnel.port, req.method, req.path, tls=tls)
+        if (refused := channels.request_refusal(req.headers.fields)) is not None:
+            return self._refuse(flow, *refused)
+        where, tls = (tunnel.host, tunnel.port, req.method, req.path), req.scheme == "https"
+        secrets = view.injectable(*where, tls=tls, fields=req.headers.fields)
         swaps, scanner = view.swaps(secrets), view.leak_scanner(secrets)
         # Headers and query are rewritten here: with a streamed body they leave right after.
         out = rewrite.rewrite_head(req.headers.fields, req.path, swaps, scanner)
+        out.fields = view.after_injection(req.headers.fields, out, swaps)
         length = req.headers.get("content-length")
         how = plan.plan_request(
             run, secrets, http_version=req.http_version, content_length=length, head_leaks=out.leaks
@@ -190,8 +190,8 @@ class Coatcheck:
         if out.path is not req.path:
             req.path = out.path
         state.secrets, state.swaps, state.scanner, state.out = secrets, swaps, scanner, out
-        state.injected = sorted(out.injected)
-        if how.body is plan.BodyMode.STREAM:
+        state.injected, state.forwarded = sorted(out.injected), how.body is plan.BodyMode.STREAM
+        if how.body is plan.BodyMode.STREAM:  # (forwarded: the head leaves now)
             state.body_scanner = StreamLeakScanner(scanner)
             req.stream = plan.reporting_stream(state.body_scanner)
 
@@ -216,6 +216,7 @@ class Coatcheck:
             refused = self._leaked(flow, run, state.body_scanner.found)
             return self._refuse(flow, refused) if refused is not None else None
         if not req.raw_content:
+            state.forwarded = True
             return None
         before = set(out.leaks)
         content_type = req.headers.get("content-type", "")
@@ -230,7 +231,7 @@ class Coatcheck:
             req.raw_content = out.body
             if "content-length" in req.headers:
                 req.headers["content-length"] = str(len(out.body))
-        state.injected = sorted(out.injected)
+        state.injected, state.forwarded = sorted(out.injected), True
 
     # -- responses --------------------------------------------------------------------
     @guarded(_failed)
@@ -239,6 +240,8 @@ class Coatcheck:
         view = state.view
         if resp is None or view is None or flow.request.method == "CONNECT":
             return
+        if (refused := channels.response_refusal(resp, state.injected)) is not None:
+            return self._fail_response(flow, refused)
 
         def abort(exc: DecodeError) -> None:
             state.decision = deny(Reason.UNDECODABLE_RESPONSE, str(exc))
@@ -256,9 +259,8 @@ class Coatcheck:
             resp.stream = how.stream or True
 
     def _fail_response(self, flow: http.HTTPFlow, decision: Decision, status: int = 502) -> None:
-        """Turn the upstream's response into a refusal in place: its body is read and dropped.
-        (Assigning a new ``flow.response`` here would still stream the upstream body after it.)
-        """
+        """Turn the upstream's response into a refusal in place: its body is read and dropped
+        (a new ``flow.response`` set here would still stream the upstream body after it)."""
         made, resp = refusal(decision, status), flow.response
         if resp is not None:
             state_of(flow.metadata).decision = decision
@@ -273,6 +275,8 @@ class Coatcheck:
             return
         state, resp = self._state(flow), flow.response
         view = state.view
+        if view is not None and (ended := channels.after_body(flow, view.scrub_pairs)):
+            self._refuse(flow, ended, 502)  # a 101 to raw TCP; trailers are scrubbed in place
         if state.scrub_body and resp is not None and view is not None:
             try:
                 scrubbed = responses.scrub_body(resp, view.scrub_pairs)
@@ -288,15 +292,14 @@ class Coatcheck:
 
     @guarded(_failed)
     def error(self, flow: http.HTTPFlow) -> None:
-        """A protocol error. mitmproxy puts its message (which may quote what a hostile
-        upstream sent) into the 502 page for the client: if it holds a real value, the
-        connection is killed instead, and the audit line gets the scrubbed message."""
+        """A protocol error. mitmproxy's 502 page quotes its message, which may quote the
+        upstream: if that holds a real value, the connection is killed instead."""
         if flow.request.method == "CONNECT":
             return
         state, message = self._state(flow), flow.error.msg if flow.error else "error"
-        scrubbed = (
-            responses.scrub_reason(message, state.view.scrub_pairs) if state.view else message
-        )
+        state.forwarded &= flow.server_conn.timestamp_tls_setup is not None  # (else never left)
+        pairs = state.view.scrub_pairs if state.view else ()
+        scrubbed = responses.scrub_reason(message, pairs) if pairs else message
         if scrubbed != message:
             kill(flow)
         self.audit.request(flow, state.run, state.decision, status=0, error=scrubbed)

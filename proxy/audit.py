@@ -4,7 +4,8 @@ Keys come from core.logs. A line names the run, the method, the real destination
 path without its query, the status, the decision and its reason, and the *names* of the secrets
 injected. Leak signals are separate ``placeholder_leak`` lines. What the addon knows of a request
 comes from its :class:`~proxy.flowstate.FlowState`; a failure in a connection hook, with no
-request to name, gets a line of its own (:meth:`Audit.failure`).
+request to name, gets a line of its own (:meth:`Audit.failure`), and so do connections closed
+over a run's cap: one line counts many (:meth:`Audit.connections_refused`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from core import logs
 from proxy.flowstate import FlowState, state_of
 from proxy.policy import Decision
 from proxy.reasons import Reason
+
+REFUSED_CONNECTIONS = "refused_connections"  # how many a ``too_many_connections`` line counts
 
 
 class Audit:
@@ -56,7 +59,8 @@ class Audit:
             logs.STATUS: status,
             logs.DECISION: ("allow" if final.allowed else "deny") if final else "deny",
             logs.REASON: final.reason if final else Reason.UNCHECKED,
-            logs.SECRETS_INJECTED: list(state.injected),
+            # a request that never left carried no value, whatever was swapped into it
+            logs.SECRETS_INJECTED: list(state.injected) if state.forwarded else [],
         }
         if state.start is not None:
             kw[logs.DURATION_MS] = round((time.monotonic() - state.start) * 1000, 2)
@@ -82,6 +86,25 @@ class Audit:
                 logs.DECISION: "allow" if decision.allowed else "deny",
                 logs.REASON: decision.reason,
                 logs.SECRETS_INJECTED: [],
+                "error": decision.detail,
+            },
+        )
+
+    def connections_refused(self, run_id: str, decision: Decision, count: int) -> None:
+        """Connections of a run over its cap were closed: ``count`` of them since the last
+        such line (lines are rate-limited by the caller, never one per connection)."""
+        self._emit(
+            logs.AUDIT_EVENT,
+            **{
+                logs.RUN_ID: run_id,
+                logs.METHOD: None,
+                logs.HOST: None,
+                logs.PATH: None,
+                logs.STATUS: 0,
+                logs.DECISION: "deny",
+                logs.REASON: decision.reason,
+                logs.SECRETS_INJECTED: [],
+                REFUSED_CONNECTIONS: count,
                 "error": decision.detail,
             },
         )

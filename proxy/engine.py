@@ -11,21 +11,26 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from core.domains import parse_pattern
 from proxy.forms import paired_forms
+from proxy.fragments import basic_token_pairs, without_range
 from proxy.leaks import LeakScanner
+from proxy.overrides import honouring_method_rules
 from proxy.policy import Decision, allow, decide_address, decide_destination, deny, injectable
 from proxy.reasons import Reason
+from proxy.rewrite import Outcome
 from proxy.runs import RunPolicy, RunSecret
 from proxy.substitute import Swap
 from proxy.tunnels import Tunnel, norm
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+Fields = tuple[tuple[bytes, bytes], ...]
 MEMO_LIMIT = 4096
+LEARNED_LIMIT = 8  # exact injected forms (Basic tokens) a run view scrubs besides its values
 
 
 class SecretValues(Protocol):
@@ -81,7 +86,18 @@ class RunView:
     values: dict[str, str] = field(default_factory=dict)
     scrub_pairs: tuple[tuple[bytes, bytes], ...] = ()
     scanners: dict[tuple[str, ...], LeakScanner] = field(default_factory=dict)
+    learned: tuple[tuple[bytes, bytes], ...] = ()  # the tail of scrub_pairs: see learn()
     _memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+    def learn(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        """Scrub these exact forms the proxy made of a value (the Basic token it re-encoded:
+        :func:`proxy.fragments.basic_token_pairs`) from the run's responses from now on,
+        besides the values; past ``LEARNED_LIMIT`` the oldest go."""
+        new = tuple(p for p in pairs if p not in self.learned)
+        if new:
+            values = self.scrub_pairs[: len(self.scrub_pairs) - len(self.learned)]
+            self.learned = (self.learned + new)[-LEARNED_LIMIT:]
+            self.scrub_pairs = values + self.learned
 
     def _remember(self, key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
         # Decisions are pure functions of the run (fixed for this view) and the request's
@@ -100,11 +116,25 @@ class RunView:
         )
 
     def injectable(
-        self, host: str, port: int, method: str, path: str, *, tls: bool
+        self, host: str, port: int, method: str, path: str, *, tls: bool, fields: Fields = ()
     ) -> tuple[RunSecret, ...]:
+        """The secrets that may be injected into a request; none with method rules when its
+        header ``fields`` or query may override its method (:mod:`proxy.overrides`)."""
         by_path = any(s.paths for s in self.run.secrets)
         key = ("inj", host, port, method, tls, path.split("?", 1)[0] if by_path else "")
-        return self._remember(key, lambda: injectable(self.run, host, port, method, path, tls=tls))
+        secrets = self._remember(
+            key, lambda: injectable(self.run, host, port, method, path, tls=tls)
+        )
+        return honouring_method_rules(secrets, fields, path)
+
+    def after_injection(self, before: Fields, out: Outcome, swaps: list[Swap]) -> Fields:
+        """The header fields of a request ``out`` swapped values into, or whose body a value
+        may go into later (``before``: as they came): without Range; its re-encoded Basic
+        tokens scrubbed from now on (:mod:`proxy.fragments`)."""
+        if not out.injected and not any("body" in s.surfaces for s in swaps):
+            return out.fields
+        self.learn(basic_token_pairs(before, out.fields, swaps))
+        return without_range(out.fields)
 
     def swaps(self, secrets: tuple[RunSecret, ...]) -> list[Swap]:
         """Swaps for the secrets that still have a value (a removed name swaps nothing)."""

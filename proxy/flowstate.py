@@ -36,6 +36,7 @@ class FlowState:
     scanner: LeakScanner | None = None  # placeholders that must not go to this destination
     body_scanner: StreamLeakScanner | None = None  # set when the body streams
     injected: list[str] = field(default_factory=list)  # names of the secrets swapped in
+    forwarded: bool = False  # handed on to go upstream: only then does the audit name `injected`
     leaks: list[str] = field(default_factory=list)  # names of placeholders seen leaking
     scrub_body: bool = False  # the response is buffered and scrubbed whole in `response`
     audited: bool = False  # its audit line is written

@@ -1,27 +1,56 @@
-"""Running mitmproxy: the master, its few addons, and the hand-off of each run's streams.
+"""Running mitmproxy: the master, its few addons, the hand-off of each run's streams, and the
+limits on request bodies it buffers.
 
 With :mod:`proxy.addon`, the only modules that import mitmproxy. The service calls
 :func:`serve`; ``on_running`` receives a handler that feeds one accepted stream of a run into
 mitmproxy under that run's synthetic peer name (see :mod:`proxy.identity`).
+
+**Buffered request bodies.** mitmproxy reads a body it does not stream into memory, whole,
+with no limit of its own but a global one that would also cut large downloads. So its HTTP
+stream's states are wrapped (:func:`_install`; mitmproxy is pinned to the minor release whose
+internals these are): a body to be buffered gets a :class:`~proxy.limits.BodyGate`, which
+takes each chunk from the run's and the proxy's budget under the inspection cap and before
+the body's deadline (checked on every chunk and on a timer tick); past any of them the request
+is answered at once (413, 429, 408) and no more of its body is read. A request refused on its
+head (a declared ``Content-Length`` over the cap, a leak, a bad destination) is answered right
+after its head too, without reading its body. The budget is given back when the flow ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+import weakref
+from collections.abc import Callable, Generator
 from typing import Any
 
-from mitmproxy import ctx, options
+from mitmproxy import ctx, http, options
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
+from mitmproxy.proxy import commands, events
+from mitmproxy.proxy.layers.http import (
+    ErrorCode,
+    HttpStream,
+    RequestData,
+    RequestEndOfMessage,
+    ResponseEndOfMessage,
+    ResponseProtocolError,
+    SendHttp,
+)
 
 from proxy import audit as audit_mod
-from proxy.addon import Coatcheck
+from proxy import hookless
+from proxy.addon import Coatcheck, refusal
 from proxy.engine import Engine
-from proxy.identity import run_peername
+from proxy.flowstate import state_of
+from proxy.identity import run_id_of, run_peername
+from proxy.limits import BodyGate, BufferBudget, Limits, Refusal
 
 StreamHandler = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Any]
+Commands = Generator[commands.Command, Any, None]
+GATE = "coatcheck.body_gate"  # flow.metadata: the BodyGate of a body being buffered
+TICK_S = 1.0  # how often a body being buffered is checked against its deadline
 
 
 class _RunWriter:
@@ -65,6 +94,116 @@ class _Running:
             await result
 
 
+class Bodies:
+    """The gates of buffered request bodies: one budget, one clock. An addon: a flow's gate
+    gives its bytes back when the flow ends."""
+
+    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget = BufferBudget(limits.run_buffer_bytes, limits.total_buffer_bytes)
+        self.timeout, self.clock = limits.body_timeout_s, clock
+        self.tick = min(TICK_S, self.timeout)
+
+    def open(self, flow: http.HTTPFlow) -> BodyGate:
+        run_id = run_id_of(flow.client_conn.peername) or ""
+        deadline = self.clock() + self.timeout
+        gate = flow.metadata[GATE] = BodyGate(
+            self.budget, run_id, deadline=deadline, timeout=self.timeout
+        )
+        weakref.finalize(flow, gate.release)  # in case a flow ends without either hook
+        return gate
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        _release(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        _release(flow)
+
+
+def _release(flow: http.HTTPFlow) -> None:
+    gate = flow.metadata.pop(GATE, None)
+    if isinstance(gate, BodyGate):
+        gate.release()
+
+
+_bodies: Bodies | None = None
+_WAIT_HEADERS = HttpStream.state_wait_for_request_headers
+_CONSUME = HttpStream.state_consume_request_body
+_HANDLE = HttpStream._handle_event
+_PASSTHROUGH = HttpStream.passthrough
+
+
+def _wait_for_request_headers(self: HttpStream, event: Any) -> Commands:
+    yield from _WAIT_HEADERS(self, event)
+    consuming = self.client_state == self.state_consume_request_body
+    if _bodies is None or event.end_stream or not consuming:
+        return
+    if self.flow.response is not None:  # refused on its head: answered now, body unread
+        yield from _answer(self, None)
+        return
+    _bodies.open(self.flow)
+    yield commands.RequestWakeup(_bodies.tick)
+
+
+def _consume_request_body(self: HttpStream, event: Any) -> Commands:
+    gate = self.flow.metadata.get(GATE)
+    if _bodies is not None and isinstance(gate, BodyGate) and gate.receiving:
+        if isinstance(event, RequestData):
+            refused = gate.feed(len(event.data), _bodies.clock())
+            if refused is not None:
+                yield from _answer(self, refused)
+                return
+        elif isinstance(event, RequestEndOfMessage):
+            gate.receiving = False  # complete: held (and counted) until the flow ends
+    yield from _CONSUME(self, event)
+
+
+def _handle_event(self: HttpStream, event: Any) -> Commands:
+    if not isinstance(event, events.Wakeup):
+        yield from _HANDLE(self, event)
+        return
+    gate = self.flow.metadata.get(GATE)
+    if _bodies is None or not isinstance(gate, BodyGate) or not gate.receiving:
+        return
+    refused = gate.overdue(_bodies.clock())
+    if refused is not None:
+        yield from _answer(self, refused)
+    else:
+        yield commands.RequestWakeup(_bodies.tick)
+
+
+def _passthrough(self: HttpStream, event: Any) -> Commands:
+    if not isinstance(event, events.Wakeup):  # a tick after an upgrade: nothing to check
+        yield from _PASSTHROUGH(self, event)
+
+
+def _answer(self: HttpStream, refused: Refusal | None) -> Commands:
+    """Answer a request whose body is still coming, with ``refused`` (or the refusal its head
+    got), and read no more of it: HTTP/1 closes the connection, HTTP/2 resets the stream."""
+    _release(self.flow)
+    self.request_body_buf.clear()
+    if refused is not None:
+        state_of(self.flow.metadata).decision = refused.decision
+        self.flow.response = refusal(refused.decision, refused.status)
+    self.client_state = self.state_errored
+    yield from self.send_response()  # the response hook writes the audit line
+    client = self.context.client
+    yield SendHttp(ResponseEndOfMessage(self.stream_id), client)
+    yield SendHttp(ResponseProtocolError(self.stream_id, "body not read", ErrorCode.CANCEL), client)
+
+
+def _install(bodies: Bodies) -> None:
+    global _bodies
+    _bodies = bodies
+    for name, wrapper, original in (
+        ("state_wait_for_request_headers", _wait_for_request_headers, _WAIT_HEADERS),
+        ("state_consume_request_body", _consume_request_body, _CONSUME),
+        ("_handle_event", _handle_event, _HANDLE),
+        ("passthrough", _passthrough, _PASSTHROUGH),
+    ):
+        wrapper.__name__ = original.__name__  # mitmproxy's repr names a stream's states
+        setattr(HttpStream, name, wrapper)
+
+
 def configure(master: Master, confdir: str, upstream_ca: str | None) -> None:
     master.options.update(
         mode=["regular@127.0.0.1:0"],
@@ -82,6 +221,7 @@ async def serve(
     *,
     confdir: str,
     upstream_ca: str | None,
+    limits: Limits | None = None,
     on_running: Callable[[StreamHandler], Any],
     ready: Callable[[Callable[[], None], Callable[[str | None], None]], None],
 ) -> None:
@@ -97,7 +237,10 @@ async def serve(
         tlsconfig.TlsConfig(),
         disable_h2c.DisableH2C(),
     )
-    master.addons.add(Coatcheck(engine, audit), _Running(on_running))
+    bodies = Bodies(limits or Limits())
+    _install(bodies)
+    hookless.install(engine)  # trailers and WebSocket control frames
+    master.addons.add(Coatcheck(engine, audit), bodies, _Running(on_running))
     configure(master, confdir, upstream_ca)
 
     def set_ca(path: str | None) -> None:

@@ -62,9 +62,17 @@ class Reason(StrEnum):
     UNDECODABLE_BODY = "undecodable_body"
     COMPRESSED_BODY = "compressed_body"
     MULTIPART_BODY = "multipart_body"
+    BUFFER_FULL = "buffer_full"  # the run's (or the proxy's) buffered-body budget is spent: 429
+    BODY_TIMEOUT = "body_timeout"  # a buffered body did not arrive in time: 408
+    UPGRADE_REFUSED = "upgrade_refused"  # a switch to any protocol but WebSocket (403, 502)
+    TRANSFER_ENCODING = "transfer_encoding"  # a transfer coding other than chunked (400, 502)
+
+    # -- the connection, before any request --------------------------------------------------
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # over the run's cap: closed at once
 
     # -- the response, and the proxy itself -------------------------------------------------
     UNDECODABLE_RESPONSE = "undecodable_response"
+    PARTIAL_RESPONSE = "partial_response"  # a 206 to a request that carried a value: 502
     INTERNAL_ERROR = "internal_error"
     UNCHECKED = "unchecked"  # an audit line for a request no decision was made on
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -25,9 +26,11 @@ from core.errors import CoatcheckError, UsageError
 from core.home import coatcheck_home, ensure_private_dir
 from core.messages import Registered, Registration
 from core.pids import alive
-from proxy import ca, control
+from proxy import ca, control, limits
 from proxy.audit import Audit
+from proxy.conns import RunConnections, raise_open_files_limit
 from proxy.engine import Engine, SecretValues
+from proxy.limits import Limits
 from proxy.logscrub import install_log_scrubber
 from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
@@ -44,6 +47,7 @@ class ProxyService:
         values: Any,
         *,
         upstream_cas: list[str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.paths = paths
         self.engine = engine
@@ -55,6 +59,8 @@ class ProxyService:
         self._set_ca: Callable[[str | None], None] = lambda _p: None
         self.shutdown: Callable[[], None] = lambda: None
         self.ephemeral_owner: int | None = None
+        self.limits = limits or Limits()
+        self.conns = RunConnections(self.limits)  # each run's connections: capped, idle closed
 
     # -- lifecycle --------------------------------------------------------------------
     def ready(self, shutdown: Callable[[], None], set_ca: Callable[[str | None], None]) -> None:
@@ -151,14 +157,10 @@ class ProxyService:
         run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(run_dir, 0o755)  # noqa: S103 - the sandbox user traverses it
         sock = self.paths.run_socket(run.run_id)
-        run_id = run.run_id
         handle = self._handle
         assert handle is not None  # noqa: S101
-
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await handle(run_id, reader, writer)
-
-        self._servers[run_id] = await asyncio.start_unix_server(accept, path=str(sock))
+        accept = functools.partial(self.conns.serve, run.run_id, handle)
+        self._servers[run.run_id] = await asyncio.start_unix_server(accept, path=str(sock))
         os.chmod(sock, 0o666)  # noqa: S103 - the sandbox user must connect; the directory is its own
         return Registered(str(sock), str(run_dir), {s.name: s.placeholder for s in run.secrets})
 
@@ -208,6 +210,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolve", action="append", default=[])
     p.add_argument("--upstream-ca", action="append", default=[])
     p.add_argument("--audit-log", type=Path, default=None)
+    limits.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -217,13 +220,14 @@ OpenValues = Callable[[Path], SecretValues]
 def build(args: argparse.Namespace, open_values: OpenValues) -> ProxyService:
     """The service for ``args``; ``open_values(home)`` is where real values come from (the
     vault, composed in by the runner: the proxy never imports it)."""
+    bounds = limits.from_args(args)  # bad limits fail before anything is set up
     home = args.home or coatcheck_home()
     paths = ProxyPaths.for_home(home, sockets=args.sockets)
     ensure_private_dir(paths.dir)
     ca.ensure_ca(paths.confdir)
     values = open_values(home)  # the key is fetched when a value is first needed
     engine = Engine(values, resolve=parse_resolve(args.resolve))
-    return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca)
+    return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca, limits=bounds)
 
 
 async def amain(argv: list[str], open_values: OpenValues) -> int:
@@ -239,6 +243,8 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
         )
     audit_path = args.audit_log or service.paths.audit_log
     audit_stream = open(audit_path, "a", buffering=1)  # noqa: SIM115
+    audit = service.conns.audit = Audit(audit_stream)
+    raise_open_files_limit()  # one run's connections must not use up what the others need
     loop = asyncio.get_running_loop()
     initial: Registration | None = None
     if args.ephemeral:
@@ -280,8 +286,9 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
     try:
         await mitm.serve(
             service.engine,
-            Audit(audit_stream),
+            audit,
             confdir=str(service.paths.confdir),
+            limits=service.limits,
             upstream_ca=upstream,
             on_running=on_running,
             ready=service.ready,

@@ -6,6 +6,22 @@ import click
 
 from runner.options import resolve_option, upstream_ca_option
 
+# What one run may take of a shared proxy (defaults in proxy/limits.py), passed straight on.
+LIMITS = (
+    ("--max-connections-per-run", int, 256, "N", "Open connections one run may hold."),
+    ("--idle-timeout", float, 30.0, "SECONDS", "Close a new connection that sends nothing."),
+    ("--body-timeout", float, 60.0, "SECONDS", "Time for a body held for inspection (408)."),
+    ("--buffer-per-run", int, 64, "MIB", "Bodies held for inspection, per run (429 above)."),
+    ("--buffer-total", int, 256, "MIB", "Bodies held for inspection, all runs (429 above)."),
+)
+
+
+def _limit_options(f):  # type: ignore[no-untyped-def]
+    for flag, kind, default, metavar, text in reversed(LIMITS):
+        f = click.option(flag, type=kind, default=default, show_default=True, metavar=metavar,
+                         help=text)(f)  # fmt: skip
+    return f
+
 
 @click.command("proxy")
 @resolve_option
@@ -15,8 +31,9 @@ from runner.options import resolve_option, upstream_ca_option
     type=click.Path(dir_okay=False),
     help="Where audit lines go [default: $COATCHECK_HOME/proxy/audit.jsonl].",
 )
+@_limit_options
 def proxy_command(
-    resolve: tuple[str, ...], upstream_ca: tuple[str, ...], audit_log: str | None
+    resolve: tuple[str, ...], upstream_ca: tuple[str, ...], audit_log: str | None, **limits: float
 ) -> None:
     """Run the egress proxy service in the foreground until interrupted.
 
@@ -28,4 +45,5 @@ def proxy_command(
     argv = [f"--resolve={r}" for r in resolve] + [f"--upstream-ca={c}" for c in upstream_ca]
     if audit_log:
         argv.append(f"--audit-log={audit_log}")
+    argv += [f"--{name.replace('_', '-')}={value}" for name, value in limits.items()]
     raise SystemExit(proxyd.main(argv))

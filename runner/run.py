@@ -12,14 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,20 +24,17 @@ from typing import IO, Any
 from core import logs, messages, placeholders
 from core.errors import (
     CoatcheckError,
-    ProxyUnavailable,
     RegistrationRefused,
     SandboxError,
     Stopped,
     UsageError,
 )
 from core.messages import Registered, Registration
-from core.pids import wait_or_kill
 from proxy import ca, control
 from proxy.paths import ProxyPaths
-from runner import proxyd
+from runner.ephemeral import EphemeralProxy
 
 DEFAULT_IMAGE = "coatcheck/sandbox:latest"
-SERVICE_START_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -116,74 +110,6 @@ def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> Registrat
     )
 
 
-class EphemeralProxy:
-    """A proxy service for one run, in a private socket directory, tied to our lifetime."""
-
-    def __init__(self, home: Path, reg: Registration) -> None:
-        self.sockets = Path(tempfile.mkdtemp(prefix="cc-"))
-        os.chmod(self.sockets, 0o711)  # noqa: S103 - traversable, not listable
-        self.paths = ProxyPaths.for_home(home, sockets=self.sockets)
-        env = dict(os.environ, COATCHECK_HOME=str(home))
-        self.proc = subprocess.Popen(
-            proxyd.command("--ephemeral", "--home", str(home), "--sockets", str(self.sockets)),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-        )  # fmt: skip
-        assert self.proc.stdin is not None  # noqa: S101
-        self.proc.stdin.write(reg.encode())
-        self.proc.stdin.flush()
-        self.reply: dict[str, Any] | None = None
-        self.ready = threading.Event()
-        threading.Thread(target=self._read_reply, daemon=True).start()
-        run_dir = self.paths.run_dir(reg.run_id)
-        run_dir.mkdir(parents=True, mode=0o755)
-        os.chmod(run_dir.parent, 0o711)  # noqa: S103
-        os.chmod(run_dir, 0o755)  # noqa: S103
-        self.run_dir = run_dir
-
-    def _read_reply(self) -> None:
-        assert self.proc.stdout is not None  # noqa: S101
-        line = self.proc.stdout.readline()
-        with contextlib.suppress(CoatcheckError):
-            self.reply = messages.decode(line) if line else None
-        self.ready.set()
-
-    def error(self) -> str | None:
-        """The service's refusal, if it has answered with one."""
-        if self.reply is not None and not self.reply.get("ok"):
-            return str(self.reply.get("error"))
-        if self.ready.is_set() and self.reply is None:
-            return "the proxy service exited before it was ready"
-        return None
-
-    def watch(self, kill: Callable[[], None]) -> None:
-        """Once the sandbox runs: kill it if the service refuses the run (the job would only
-        see its proxy vanish)."""
-
-        def watcher() -> None:
-            self.ready.wait(SERVICE_START_TIMEOUT_S)
-            if self.error() is not None or not self.ready.is_set():
-                kill()
-
-        threading.Thread(target=watcher, daemon=True).start()
-
-    def wait_ready(self, timeout: float = SERVICE_START_TIMEOUT_S) -> None:
-        if not self.ready.wait(timeout):
-            raise ProxyUnavailable("the proxy service did not start in time")
-        if (err := self.error()) is not None:
-            raise RegistrationRefused(err)
-
-    def close(self) -> None:
-        """Stop the service: a service still starting is killed (it holds nothing yet); a
-        running one sees its stdin close, unregisters the run and exits."""
-        with contextlib.suppress(OSError):
-            if self.proc.stdin:
-                self.proc.stdin.close()
-        if not self.ready.is_set():
-            self.proc.kill()
-        wait_or_kill(self.proc, timeout=5)
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP (a closed terminal) raise ``Stopped`` in the main thread, so the
@@ -230,10 +156,10 @@ def execute(
     reg = registration(req, run_id, phs)
     paths = ProxyPaths.for_home(home)
     cert = ca.ensure_ca(paths.confdir)
-    bundle = ca.write_sandbox_bundle(cert, paths.sandbox_bundle)
     sandboxes = sandboxes or Sandboxes()
     _ensure_image(req.image, sandboxes, err)
     ephemeral: EphemeralProxy | None = None
+    bundle: Path | None = None
     warm = control.ping(paths.control) is not None
     code = 125
     try:
@@ -244,6 +170,7 @@ def execute(
         else:
             ephemeral = EphemeralProxy(home, reg)
             run_dir = ephemeral.run_dir
+        bundle = _sandbox_bundle(cert, run_dir, paths)
         sandboxes.reap_orphans()
         if ephemeral is not None and shaped:
             ephemeral.wait_ready()  # shaped placeholders are minted by the service
@@ -271,12 +198,24 @@ def execute(
             raise RegistrationRefused(refused)
         return code
     finally:
+        if bundle is not None and bundle != paths.sandbox_bundle:
+            bundle.unlink(missing_ok=True)
         if warm:
             with contextlib.suppress(CoatcheckError):
                 control.call(paths.control, messages.unregister(run_id))
         if ephemeral is not None:
             ephemeral.close()
         _log_run(log, run_id, req, code, started, warm)
+
+
+def _sandbox_bundle(cert: Path, run_dir: Path, paths: ProxyPaths) -> Path:
+    """The proxy CA for the sandbox, beside the run's socket directory (not in it: that one
+    holds the socket only): what the sandbox can see of its mounts (/proc/self/mountinfo) then
+    names no path under COATCHECK_HOME. Removed with the run."""
+    try:
+        return ca.write_sandbox_bundle(cert, run_dir.with_name(run_dir.name + ".ca.pem"))
+    except OSError:  # a shared proxy of another user owns the run directory
+        return ca.write_sandbox_bundle(cert, paths.sandbox_bundle)
 
 
 def _ensure_image(image: str, sandboxes: Any, err: IO[bytes]) -> None:

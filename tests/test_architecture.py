@@ -26,7 +26,7 @@ LAYERS = {
     "runner": {"core", "proxy", "vault", "sandbox", "images"},
 }
 ONLY_IN = {
-    "mitmproxy": {"proxy/addon.py", "proxy/mitm.py"},
+    "mitmproxy": {"proxy/addon.py", "proxy/mitm.py", "proxy/hookless.py"},
     "docker": {"sandbox/docker.py"},
     "keyring": {"vault/keystore.py"},
     "trustme": set(),  # test and demo helpers stay out of the shipped packages
@@ -37,7 +37,9 @@ PURE = (
     "proxy/runs.py", "proxy/decoders.py", "proxy/rewrite.py", "proxy/responses.py",
     "proxy/tunnels.py", "core/messages.py", "core/errors.py", "proxy/reasons.py",
     "proxy/plan.py", "proxy/flowstate.py", "proxy/guard.py", "proxy/identity.py",
-    "proxy/patterns.py", "proxy/spellings.py", "proxy/matching.py",
+    "proxy/patterns.py", "proxy/pattern_sets.py", "proxy/spellings.py", "proxy/matching.py",
+    "proxy/channels.py",
+    "proxy/fragments.py", "proxy/overrides.py",
 )  # fmt: skip
 IO_MODULES = {"mitmproxy", "docker", "keyring", "socket", "subprocess", "structlog", "requests",
               "httpx", "asyncio", "os", "shutil"}  # fmt: skip

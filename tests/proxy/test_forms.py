@@ -155,7 +155,7 @@ reals = st.text(min_size=1, max_size=20).filter(lambda t: not set(t) & set(SURRO
 around = st.text(alphabet=SURROUNDING, max_size=5)
 
 
-@settings(deadline=None)
+@settings(deadline=None, max_examples=50)  # each example compiles a new value
 @given(reals, placeholders, around, around)
 def test_scrubbing_json_gives_the_placeholder_json(
     real: str, placeholder: str, before: str, after: str
@@ -169,7 +169,7 @@ def test_scrubbing_json_gives_the_placeholder_json(
     assert json.loads(scrub_bytes(body.encode(), pairs)) == [placeholder]
 
 
-@settings(deadline=None)
+@settings(deadline=None, max_examples=50)  # each example compiles a new value
 @given(reals, placeholders, around, around)
 def test_scrubbing_percent_gives_the_placeholder(
     real: str, placeholder: str, before: str, after: str
@@ -199,6 +199,7 @@ def test_scrubbing_basic_auth_removes_the_real_core(real: str, placeholder: str,
         -(-8 * offset // 6) : 8 * (offset + len(raw)) // 6
     ]
     assert aligned in header and aligned in base64_cores(real)
+    assume(not any(aligned in c for c in base64_cores(placeholder)))  # no chance overlap
     scrubbed = scrub_bytes(header, paired_forms(real, placeholder))
     assert aligned not in scrubbed
 

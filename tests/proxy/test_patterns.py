@@ -7,6 +7,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.pattern_sets import (
+    lengths,
+    longest,
+    partials,
+    prefix_free,
+    union_by_bytes,
+)
 from proxy.patterns import (
     END,
     EPS,
@@ -14,12 +21,7 @@ from proxy.patterns import (
     Node,
     alt,
     cat,
-    lengths,
-    longest,
-    partials,
     pattern,
-    prefix_free,
-    union_by_bytes,
 )
 
 ALPHABET = b"ab\\%"

@@ -137,8 +137,9 @@ def test_large_stream_holds_little() -> None:
 
 alphabet = b"abc"
 needles = st.binary(min_size=1, max_size=6).map(lambda b: bytes(alphabet[x % 3] for x in b))
-# replacements from bytes no needle uses, so the output can't form a needle by coincidence
-replacements = st.binary(max_size=4).map(lambda b: bytes(b"XYZ"[x % 3] for x in b))
+# replacements (never empty, as placeholders) from bytes no needle uses, so the output can't
+# form a needle by coincidence
+replacements = st.binary(min_size=1, max_size=4).map(lambda b: bytes(b"XYZ"[x % 3] for x in b))
 pair_lists = st.lists(st.tuples(needles, replacements), min_size=1, max_size=6)
 datas = st.binary(max_size=80).map(lambda b: bytes(b"abcd\n"[x % 5] for x in b))
 

@@ -58,6 +58,16 @@ class ProxyHarness:
     proc: subprocess.Popen[bytes]
     audit_log: Path
     runs: list[Run] = field(default_factory=list)
+    stderr_log: Path | None = None  # where its stderr goes, when start_proxy was given one
+
+    def status(self, key: str) -> int:
+        """A figure of the service process from /proc/<pid>/status, in kB (``VmRSS``,
+        ``VmHWM``, ...)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == key:
+                return int(value.split()[0])
+        raise KeyError(key)
 
     @property
     def paths(self) -> ProxyPaths:
@@ -111,8 +121,21 @@ class ProxyHarness:
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 
+def _limit_open_files(n: int) -> Any:
+    """A preexec_fn: the child may open at most ``n`` files (soft and hard limit)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
 def start_proxy(
-    home: Path, sockets: Path, *, upstream_ca: Path | None = None, extra: tuple[str, ...] = ()
+    home: Path,
+    sockets: Path,
+    *,
+    upstream_ca: Path | None = None,
+    extra: tuple[str, ...] = (),
+    stderr: Path | None = None,
+    open_files: int | None = None,
 ) -> ProxyHarness:
     audit_log = home / "audit-test.jsonl"
     argv = [
@@ -130,7 +153,18 @@ def start_proxy(
     ]
     if upstream_ca is not None:
         argv.append(f"--upstream-ca={upstream_ca}")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=dict(os.environ))
+    err = open(stderr, "ab") if stderr is not None else None  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=dict(os.environ),
+            preexec_fn=None if open_files is None else _limit_open_files(open_files),
+        )
+    finally:
+        if err is not None:
+            err.close()  # the child has its own copy
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -141,4 +175,4 @@ def start_proxy(
         if time.monotonic() > deadline:
             raise RuntimeError("proxy service not answering")
         time.sleep(0.05)
-    return ProxyHarness(home, sockets, proc, audit_log)
+    return ProxyHarness(home, sockets, proc, audit_log, stderr_log=stderr)
