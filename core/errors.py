@@ -8,7 +8,8 @@ and never escape it. No message ever contains a secret value.
     ├── UsageError                 exit 2: bad input on the command line or in a file
     │   ├── InvalidName            a secret name that is not an env-var name
     │   ├── InvalidDomain          a domain pattern that security.md does not allow
-    │   └── InvalidValue           a secret value with CR, LF or NUL, or empty
+    │   ├── InvalidValue           a secret value with CR, LF or NUL, or empty
+    │   └── InvalidJobFile         a job file: each problem names the file, the field, the fix
     ├── VaultError
     │   ├── KeystoreUnavailable    no keyring backend and no COATCHECK_VAULT_KEY_FILE
     │   ├── VaultCorrupt           the vault file can't be read or fails authentication
@@ -18,7 +19,8 @@ and never escape it. No message ever contains a secret value.
     │   └── RegistrationRefused    the service refused a run (unknown secret, bad policy)
     ├── SandboxError               exit 125: the sandbox can't be set up
     │   ├── DockerUnavailable      no Docker engine answers
-    │   └── ImageMissing           the sandbox image is not built
+    │   ├── ImageMissing           the sandbox image is not built
+    │   └── AgentUnavailable       an agent job, before the agent engine exists
     └── Stopped                    exit 128 + N: signal N (SIGTERM, SIGHUP) stopped a run
 """
 
@@ -50,6 +52,18 @@ class InvalidDomain(UsageError):
 
 class InvalidValue(UsageError):
     pass
+
+
+class InvalidJobFile(UsageError):
+    """Problems of one job file: ``(field, message)`` pairs; the field is a dotted path ("" for
+    the file as a whole). The message holds one line per problem: ``FILE: FIELD: MESSAGE``."""
+
+    def __init__(self, file: str, problems: tuple[tuple[str, str], ...]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__(
+            "\n".join(f"{file}: {f}: {m}" if f else f"{file}: {m}" for f, m in problems)
+        )
 
 
 class VaultError(CoatcheckError):
@@ -89,6 +103,10 @@ class DockerUnavailable(SandboxError):
 
 
 class ImageMissing(SandboxError):
+    pass
+
+
+class AgentUnavailable(SandboxError):
     pass
 
 

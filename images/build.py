@@ -29,7 +29,8 @@ SANDBOX = "coatcheck/sandbox:latest"
 LABEL_RECIPE = "org.coatcheck.recipe"
 SUITE = "trixie"
 MIRROR_ENV = "COATCHECK_DEBIAN_MIRROR"
-NAMES = ("base", "sandbox")
+AGENT = "coatcheck/agent:latest"
+NAMES = ("base", "sandbox", "agent")
 
 Progress = Callable[[str], None]
 
@@ -68,13 +69,19 @@ def recipe_digest(name: str) -> str:
         h.update(SUITE.encode() + b"\0" + "\n".join(base_packages()).encode())
     elif name == "sandbox":
         h.update(_recipe("sandbox", "Dockerfile") + b"\0" + _init_source())
+    elif name == "agent":
+        from images import agent_image as agent
+
+        h.update(recipe_digest("sandbox").encode() + b"\0")
+        for part in agent.recipe_parts():
+            h.update(part + b"\0")
     else:
         raise UsageError(f"no image named {name!r}; the images are {', '.join(NAMES)}")
     return h.hexdigest()[:16]
 
 
 def image_of(name: str) -> str:
-    return {"base": BASE, "sandbox": SANDBOX}[name]
+    return {"base": BASE, "sandbox": SANDBOX, "agent": AGENT}[name]
 
 
 def status(engine: Any, names: Iterable[str] = NAMES) -> list[ImageState]:
@@ -111,6 +118,12 @@ def build(
     if "sandbox" in wanted and (force or built or not current["sandbox"]) or rebuild_on_new_base:
         _build_sandbox(engine, progress)
         built.append("sandbox")
+    rebuild_on_new_sandbox = "sandbox" in built and _exists(engine, AGENT)
+    if "agent" in wanted and (force or built or not current["agent"]) or rebuild_on_new_sandbox:
+        from images import agent_image as agent
+
+        agent.build_agent(engine, progress, labels={LABEL_RECIPE: recipe_digest("agent")})
+        built.append("agent")
     for n in wanted:
         if n not in built:
             progress(f"{n}: {image_of(n)} is up to date")
@@ -120,14 +133,15 @@ def build(
 def ensure(image: str, *, engine: Any, progress: Progress) -> None:
     """Before a run: build coatcheck's own image when it is missing or stale (first use, or
     after an upgrade). Other images are the user's: a missing one is reported by the run."""
-    if image != SANDBOX:
+    names = {SANDBOX: ["sandbox"], AGENT: ["sandbox", "agent"]}.get(image)
+    if names is None:
         return
-    state = status(engine, ["sandbox"])[0].state
-    if state == "current":
-        return
-    why = "is not built yet" if state == "missing" else "was built by another coatcheck version"
-    progress(f"{SANDBOX} {why}; building it now (`coatcheck images build`)")
-    build(["sandbox"], engine=engine, progress=progress)
+    for name, state in ((s.name, s.state) for s in status(engine, names)):
+        if state == "current":
+            continue
+        why = "is not built yet" if state == "missing" else "was built by another coatcheck version"
+        progress(f"{image_of(name)} {why}; building it now (`coatcheck images build`)")
+        build([name], engine=engine, progress=progress)
 
 
 def _exists(engine: Any, image: str) -> bool:

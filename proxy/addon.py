@@ -20,7 +20,6 @@ from mitmproxy.proxy import server_hooks
 
 from proxy import audit as audit_mod
 from proxy import channels, plan, responses, rewrite
-from proxy.decoders import DecodeError
 from proxy.engine import Engine
 from proxy.flowstate import FlowState, state_of
 from proxy.guard import guarded, internal_error
@@ -243,16 +242,17 @@ class Coatcheck:
         if (refused := channels.response_refusal(resp, state.injected)) is not None:
             return self._fail_response(flow, refused)
 
-        def abort(exc: DecodeError) -> None:
-            state.decision = deny(Reason.UNDECODABLE_RESPONSE, str(exc))
+        def abort(why: Decision) -> None:  # undecodable midway, or an unexpected value
+            state.decision = view.noted(why)
             kill(flow)
 
-        how = plan.plan_response(flow.request.method, resp, view.scrub_pairs, abort)
+        injected, method = bool(state.injected), flow.request.method
+        how = plan.plan_response(method, resp, view.scrub_pairs, abort, injected=injected)
         if how.fields is not resp.headers.fields:
             resp.headers.fields = how.fields
         resp.reason = how.reason
         if how.refusal is not None:
-            return self._fail_response(flow, how.refusal)
+            return self._fail_response(flow, view.noted(how.refusal))
         # A small body is scrubbed whole in `response`, keeping Content-Length (fewer writes).
         state.scrub_body = how.mode is plan.ResponseMode.BUFFER and bool(view.scrub_pairs)
         if how.mode in (plan.ResponseMode.STREAM, plan.ResponseMode.SCRUB):
@@ -278,14 +278,12 @@ class Coatcheck:
         if view is not None and (ended := channels.after_body(flow, view.scrub_pairs)):
             self._refuse(flow, ended, 502)  # a 101 to raw TCP; trailers are scrubbed in place
         if state.scrub_body and resp is not None and view is not None:
-            try:
-                scrubbed = responses.scrub_body(resp, view.scrub_pairs)
-            except ValueError:
-                undecodable = "the response body can't be decoded"
-                self._refuse(flow, deny(Reason.UNDECODABLE_RESPONSE, undecodable), 502)
-            else:
-                if scrubbed is not None:
-                    resp.content = scrubbed
+            injected = bool(state.injected)
+            scrubbed, refused = responses.check_body(resp, view.scrub_pairs, injected=injected)
+            if refused is not None:
+                self._refuse(flow, view.noted(refused), 502)
+            elif scrubbed is not None:
+                resp.content = scrubbed
         status = flow.response.status_code if flow.response else 0
         # once: when a guard refused this request, it wrote the line already
         self.audit.request(flow, state.run, state.decision, status=status, once=True)

@@ -87,7 +87,16 @@ class RunView:
     scrub_pairs: tuple[tuple[bytes, bytes], ...] = ()
     scanners: dict[tuple[str, ...], LeakScanner] = field(default_factory=dict)
     learned: tuple[tuple[bytes, bytes], ...] = ()  # the tail of scrub_pairs: see learn()
+    cut_off: set[str] = field(default_factory=set)  # runs cut off (the engine's, shared)
     _memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+    def noted(self, refusal: Decision) -> Decision:
+        """A refusal of one of the run's responses, passed on. A real value that came back to a
+        request that carried none (``unexpected_value``) cuts off a run that blocks leaks: its
+        later requests are refused (:meth:`destination`)."""
+        if refusal.reason == Reason.UNEXPECTED_VALUE and self.run.on_leak == "block":
+            self.cut_off.add(self.run.run_id)
+        return refusal
 
     def learn(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
         """Scrub these exact forms the proxy made of a value (the Basic token it re-encoded:
@@ -111,6 +120,8 @@ class RunView:
             return value
 
     def destination(self, host: str, port: int) -> Decision:
+        if self.run.run_id in self.cut_off:
+            return deny(Reason.UNEXPECTED_VALUE, "the run was cut off after an unexpected value")
         return self._remember(
             ("dest", host, port), lambda: decide_destination(self.run, host, port)
         )
@@ -171,6 +182,7 @@ class Engine:
         self.resolver = resolver
         self._runs: dict[str, RunPolicy] = {}
         self._views: dict[str, RunView] = {}
+        self._cut_off: set[str] = set()  # runs whose requests are all refused: RunView.noted
         self._lock = threading.Lock()
 
     # -- runs ---------------------------------------------------------------------------
@@ -182,6 +194,7 @@ class Engine:
     def unregister(self, run_id: str) -> RunPolicy | None:
         with self._lock:
             self._views.pop(run_id, None)
+            self._cut_off.discard(run_id)
             return self._runs.pop(run_id, None)
 
     def runs(self) -> list[RunPolicy]:
@@ -196,7 +209,7 @@ class Engine:
         view = self._views.get(registered.run_id)
         if view is not None and view.generation == gen:
             return view
-        view = RunView(run=self._current(registered), generation=gen)
+        view = RunView(run=self._current(registered), generation=gen, cut_off=self._cut_off)
         pairs: list[tuple[bytes, bytes]] = []
         for s in registered.secrets:
             value = self.values.reveal(s.name)

@@ -22,7 +22,9 @@ already seen. A value whose units are all prefix-free and that appears raw is re
 one ``startswith``.
 
 With ``final=False`` the data may continue: a position from which some language could still
-match with more data is *open*, and nothing is decided from there on (the caller holds it back).
+match with more data is *open*, and nothing is decided from there on. It is always within
+``Matcher.longest - 1`` bytes of the end: :mod:`proxy.scrub` holds back that many, whatever the
+data, so that what it holds never tells whether the data ends like a value.
 
 Tiers: every spelling with a ``\\u`` or ``%`` escape contains ``\\u`` or ``%``, so data with
 neither (and, in a stream, not ending in ``\\``) can only hold spellings without them, whose
@@ -214,6 +216,9 @@ class Matcher:
         ]
         self._full = _Tier([language.units for language in self.languages])
         self._plain = _Tier([language.plain for language in self.languages])
+        # The longest spelling of any value: a place where one might still be completing is
+        # never further than this from the end of the data (what a stream must hold back).
+        self.longest = max(sum(longest(u) for u in language.units) for language in self.languages)
 
     def _tier(self, data: bytes, final: bool) -> _Tier:
         if b"\\u" in data or b"%" in data or (not final and data.endswith(b"\\")):

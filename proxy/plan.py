@@ -17,6 +17,8 @@ leaking in headers or query):
 :func:`plan_response` answers, from a response's head and the run's scrub pairs, the head to
 send on (scrubbed) and how its body passes: not at all, buffered and scrubbed whole, streamed
 as is, or streamed through a decoder and the scrubber; or a refusal when it can't be scrubbed.
+For a request that carried no value, a value in the head is refused (``unexpected_value``) and
+the body is watched, not scrubbed (see :mod:`proxy.responses`).
 """
 
 from __future__ import annotations
@@ -141,15 +143,24 @@ class ResponseHead(Protocol):
 
 
 def plan_response(
-    method: str, head: ResponseHead, pairs: Pairs, on_error: Callable[[DecodeError], None]
+    method: str,
+    head: ResponseHead,
+    pairs: Pairs,
+    on_error: Callable[[Decision], None],
+    *,
+    injected: bool = True,
 ) -> ResponsePlan:
-    """The plan for the response to a ``method`` request, from its ``head`` as received.
-    ``on_error`` is called when a SCRUB stream turns out undecodable midway (it should abort
-    the connection)."""
+    """The plan for the response to a ``method`` request, from its ``head`` as received;
+    ``injected``: whether the request carried a value. ``on_error`` is called with the refusal
+    when a SCRUB stream turns out undecodable midway or brings back a value it should not have
+    (it should abort the connection)."""
     fields, reason, status = head.headers.fields, head.reason, head.status_code
     if pairs:
         fields = responses.scrub_fields(fields, pairs)
         reason = responses.scrub_reason(reason, pairs)
+        if not injected and (fields is not head.headers.fields or reason != head.reason):
+            refused = responses.unexpected("the head")
+            return ResponsePlan(ResponseMode.HEAD_ONLY, fields, reason, refusal=refused)
     if method == "HEAD" or status in (101, 204, 304) or status < 200:
         return ResponsePlan(ResponseMode.HEAD_ONLY, fields, reason)
     kind = {n: head.headers.get(n, "") for n in ("content-length", "content-type")}
@@ -159,7 +170,7 @@ def plan_response(
         return ResponsePlan(ResponseMode.STREAM, fields, reason)
     try:
         encoding = head.headers.get("content-encoding", "")
-        stream, decoded = responses.body_stream(pairs, encoding, on_error)
+        stream, decoded = responses.body_stream(pairs, encoding, on_error, injected=injected)
     except DecodeError as exc:
         undecodable = deny(Reason.UNDECODABLE_RESPONSE, str(exc))
         return ResponsePlan(ResponseMode.SCRUB, fields, reason, refusal=undecodable)

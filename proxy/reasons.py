@@ -73,6 +73,9 @@ class Reason(StrEnum):
     # -- the response, and the proxy itself -------------------------------------------------
     UNDECODABLE_RESPONSE = "undecodable_response"
     PARTIAL_RESPONSE = "partial_response"  # a 206 to a request that carried a value: 502
+    # a real value in a response to a request that carried none: 502 or the connection killed;
+    # under --on-leak block the run's later requests too (403)
+    UNEXPECTED_VALUE = "unexpected_value"
     INTERNAL_ERROR = "internal_error"
     UNCHECKED = "unchecked"  # an audit line for a request no decision was made on
 

@@ -1,10 +1,19 @@
 """Response scrubbing, as plain functions the addon wires to mitmproxy. Pure.
 
 Headers are scrubbed whole; bodies stream through a decoder (for gzip, deflate, br, zstd) and a
-:class:`~proxy.scrub.Scrubber` that holds back only a possible partial match, so server-sent
-events flow without delay and a value split across chunks (inside an escape sequence too) is
-still replaced. A value is found in any spelling a client decodes back to it (JSON and percent
-escapes in any mix, base64): see :mod:`proxy.spellings`.
+:class:`~proxy.scrub.Scrubber`, so a value split across chunks (inside an escape sequence too)
+is still replaced. A value is found in any spelling a client decodes back to it (JSON and
+percent escapes in any mix, base64): see :mod:`proxy.spellings`.
+
+**A response to a request that carried no value** (nothing was injected into it) has no reason
+to hold one: a real value there is an incident, not something to scrub (``unexpected_value``).
+Its body streams through a :class:`~proxy.scrub.Detector`, which holds back nothing, so no
+timing says whether a chunk ended like a value; the chunk that completes a value is not sent,
+and the caller kills the connection. A buffered body (:func:`check_body`) or a head (see
+:func:`proxy.plan.plan_response`) with a value is refused with a 502 before any of it goes out.
+A response to a request that did carry one is scrubbed, and its stream holds back a tail fixed
+by length and line breaks only (:mod:`proxy.scrub`): a legitimate echo of the credential by its
+own API becomes the placeholder, across chunks too, and server-sent events still go out whole.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from proxy.decoders import DecodeError, stream_decoder
-from proxy.scrub import Pairs, Scrubber, found_in, scrub_bytes, scrub_text
+from proxy.policy import Decision, deny
+from proxy.reasons import Reason
+from proxy.scrub import Detector, Pairs, Scrubber, found_in, scrub_bytes, scrub_text
 
 Fields = tuple[tuple[bytes, bytes], ...]
 
@@ -41,31 +52,43 @@ def _out(data: bytes) -> Chunks:
     return [data] if data else []
 
 
+def unexpected(where: str) -> Decision:
+    """The incident: a real value in ``where`` of a response to a request that carried none."""
+    detail = f"a real value came back in {where} of a response to a request that carried none"
+    return deny(Reason.UNEXPECTED_VALUE, detail)
+
+
 def body_stream(
-    pairs: Pairs, encoding: str, on_error: Callable[[DecodeError], None]
+    pairs: Pairs, encoding: str, on_error: Callable[[Decision], None], *, injected: bool = True
 ) -> tuple[Callable[[bytes], Chunks], bool]:
     """A chunk callback (``b""`` ends the stream) and whether the body leaves decoded.
 
-    Raises DecodeError at once for an encoding that can't be inspected. A body that turns out
-    to be corrupt mid-stream calls ``on_error`` (which should abort the client connection) and
-    forwards nothing more: not the undecodable bytes, not the held-back tail.
+    ``injected``: whether the request carried a value; the body is scrubbed if so, else watched
+    (module docstring). Raises DecodeError at once for an encoding that can't be inspected. A
+    body that turns out to be corrupt mid-stream (``undecodable_response``), or that brings a
+    value back to a request that carried none (``unexpected_value``), calls ``on_error`` with
+    the refusal (it should abort the client connection) and forwards nothing more: not the
+    undecodable bytes, not the chunk that completed the value, not the held-back tail.
     """
     decode = stream_decoder(encoding)
-    scrubber = Scrubber(pairs)
-    failed: list[DecodeError] = []
+    scrubber, detector = Scrubber(pairs), None if injected else Detector(pairs)
+    stopped: list[Decision] = []
+
+    def stop(why: Decision) -> Chunks:
+        stopped.append(why)
+        on_error(why)
+        return []
 
     def stream(chunk: bytes) -> Chunks:
-        if failed:
+        if stopped:
             return []
         try:
-            if chunk:
-                return _out(scrubber.feed(decode(chunk) if decode else chunk))
-            tail = decode(b"", final=True) if decode else b""
+            data = decode(chunk, final=not chunk) if decode else chunk
         except DecodeError as exc:
-            failed.append(exc)
-            on_error(exc)
-            return []
-        return _out(scrubber.feed(tail) + scrubber.flush())
+            return stop(deny(Reason.UNDECODABLE_RESPONSE, str(exc)))
+        if detector is not None:
+            return stop(unexpected("the body")) if detector.feed(data) else _out(data)
+        return _out(scrubber.feed(data) + (b"" if chunk else scrubber.flush()))
 
     return stream, decode is not None
 
@@ -99,3 +122,18 @@ def scrub_body(message: _Body, pairs: Pairs) -> bytes | None:
     content = message.get_content(strict=True) or b""
     scrubbed = scrub_bytes(content, pairs) if pairs else content
     return scrubbed if scrubbed != content else None
+
+
+def check_body(
+    message: _Body, pairs: Pairs, *, injected: bool
+) -> tuple[bytes | None, Decision | None]:
+    """A buffered body: (scrubbed, None) for a request that carried a value (scrubbed is None
+    when nothing changed); (None, refusal) when it can't be decoded or brings a value back to a
+    request that carried none (``injected`` False); else (None, None)."""
+    try:
+        if injected:
+            return scrub_body(message, pairs), None
+        content = message.get_content(strict=True) or b""
+    except ValueError:
+        return None, deny(Reason.UNDECODABLE_RESPONSE, "the response body can't be decoded")
+    return None, unexpected("the body") if found_in(content, pairs) else None

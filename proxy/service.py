@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import hashlib
 import os
 import shutil
 import signal
@@ -34,9 +33,9 @@ from proxy.limits import Limits
 from proxy.logscrub import install_log_scrubber
 from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
+from proxy.trust import UpstreamTrust
 
 REAP_INTERVAL_S = 2.0
-BUNDLE_PREFIX = "upstream-ca-"
 
 
 class ProxyService:
@@ -52,11 +51,9 @@ class ProxyService:
         self.paths = paths
         self.engine = engine
         self.values = values  # VaultValues-like: reveal(), meta()
-        self.base_cas = [Path(p).read_text() for p in (upstream_cas or [])]
-        self.run_cas: dict[str, list[str]] = {}
+        self.trust = UpstreamTrust(paths.sockets, upstream_cas)
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._handle: Callable[..., Any] | None = None
-        self._set_ca: Callable[[str | None], None] = lambda _p: None
         self.shutdown: Callable[[], None] = lambda: None
         self.ephemeral_owner: int | None = None
         self.limits = limits or Limits()
@@ -64,7 +61,7 @@ class ProxyService:
 
     # -- lifecycle --------------------------------------------------------------------
     def ready(self, shutdown: Callable[[], None], set_ca: Callable[[str | None], None]) -> None:
-        self.shutdown, self._set_ca = shutdown, set_ca
+        self.shutdown, self.trust.apply = shutdown, set_ca
 
     async def on_running(self, handle: Callable[..., Any]) -> None:
         self._handle = handle
@@ -151,8 +148,7 @@ class ProxyService:
             raise UsageError(f"run {run.run_id} is already registered")
         self.engine.register(run)
         if reg.upstream_ca_pem:
-            self.run_cas[run.run_id] = list(reg.upstream_ca_pem)
-            self._update_cas()
+            self.trust.add(run.run_id, list(reg.upstream_ca_pem))
         run_dir = self.paths.run_dir(run.run_id)
         run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(run_dir, 0o755)  # noqa: S103 - the sandbox user traverses it
@@ -169,37 +165,8 @@ class ProxyService:
         server = self._servers.pop(run_id, None)
         if server is not None:
             server.close()
-        if self.run_cas.pop(run_id, None) is not None:
-            self._update_cas()
+        self.trust.drop(run_id)
         shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
-
-    def _update_cas(self) -> None:
-        """Trust exactly the CAs of the runs registered now: a run's CA is no longer trusted
-        once it has left, and bundles no run needs are removed."""
-        path = self.upstream_bundle()
-        self._set_ca(path)  # None: the public roots only
-        self.remove_bundles(keep=path)
-
-    def upstream_bundle(self) -> str | None:
-        """Upstream trust = public roots + service CAs + every registered run's CAs, in a file
-        of this service's own socket directory (no other service shares it)."""
-        extra = self.base_cas + [pem for pems in self.run_cas.values() for pem in pems]
-        if not extra:
-            return None
-        import certifi  # mitmproxy's own default trust store
-
-        text = Path(certifi.where()).read_text() + "\n" + "\n".join(extra)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        ensure_private_dir(self.paths.sockets)
-        path = self.paths.sockets / f"{BUNDLE_PREFIX}{digest}.pem"
-        if not path.exists():
-            path.write_text(text)
-        return str(path)
-
-    def remove_bundles(self, keep: str | None = None) -> None:
-        for old in self.paths.sockets.glob(f"{BUNDLE_PREFIX}*.pem"):
-            if str(old) != keep:
-                old.unlink(missing_ok=True)
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -250,12 +217,12 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
     if args.ephemeral:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         initial = Registration.from_json(messages.decode(line)) if line.strip() else None
+        # Watch stdin from now on: a runner that dies while we start must still stop us.
+        loop.run_in_executor(None, _wait_eof, service, loop)
 
     async def on_running(handle: Callable[..., Any]) -> None:
         await service.on_running(handle)
         if initial is not None:
-            # Watch stdin first: a runner that died while we started must still stop us.
-            loop.run_in_executor(None, _wait_eof, service.shutdown)
             service.ephemeral_owner = initial.owner_pid
             try:
                 reply = (await service.register(initial)).to_json()
@@ -282,7 +249,7 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: service.shutdown())
-    upstream = service.upstream_bundle()
+    upstream = service.trust.bundle()
     try:
         await mitm.serve(
             service.engine,
@@ -296,7 +263,7 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
     finally:
         for run in service.engine.runs():
             await service.unregister(run.run_id)
-        service.remove_bundles()
+        service.trust.remove()
         if initial is None:
             with contextlib.suppress(FileNotFoundError):
                 service.paths.control.unlink()
@@ -306,10 +273,14 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
     return 0
 
 
-def _wait_eof(shutdown: Callable[[], None]) -> None:
+def _wait_eof(service: ProxyService, loop: asyncio.AbstractEventLoop) -> None:
+    """Stop when the runner closes our stdin (or dies): at once if still starting."""
     while sys.stdin.readline():
         pass
-    shutdown()
+    if service._handle is None:  # not serving yet: nothing to unregister, nothing to wait for
+        shutil.rmtree(service.paths.sockets, ignore_errors=True)
+        os._exit(0)
+    loop.call_soon_threadsafe(service.shutdown)
 
 
 def main(argv: list[str], *, open_values: OpenValues) -> int:

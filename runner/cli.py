@@ -1,4 +1,4 @@
-"""The ``coatcheck`` command: ``run``, ``vault``, ``proxy`` and ``images``.
+"""The ``coatcheck`` command: ``run``, ``check``, ``vault``, ``proxy`` and ``images``.
 
 Errors are ``CoatcheckError``s; they are printed as ``coatcheck: error: ...`` and exit with
 their code (2 usage, 125 when a sandbox can't be set up). Each group lives in its own module.
@@ -11,6 +11,7 @@ import sys
 import click
 
 from core.errors import CoatcheckError
+from runner.cli_check import check_command
 from runner.cli_images import images_group
 from runner.cli_proxy import proxy_command
 from runner.cli_run import run_command
@@ -28,6 +29,7 @@ def cli() -> None:
 
 
 cli.add_command(run_command, "run")
+cli.add_command(check_command, "check")
 cli.add_command(vault_group, "vault")
 cli.add_command(proxy_command, "proxy")
 cli.add_command(images_group, "images")

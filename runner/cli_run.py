@@ -1,15 +1,24 @@
-"""``coatcheck run``: a command in a sandbox whose only route out is the proxy."""
+"""``coatcheck run``: a command or a job file in a sandbox whose only route out is the proxy.
+
+``coatcheck run [flags] -- CMD`` runs CMD; ``coatcheck run JOBFILE [flags]`` runs a job file
+(a first argument ending in ``.toml``, with no ``--``), its flags adding to the file's lists and
+overriding its scalars. Either way the run gets a run directory and, with ``--junit``, a JUnit
+XML result.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from core.errors import UsageError
+from core.errors import AgentUnavailable, UsageError
 from core.home import coatcheck_home
-from runner.options import resolve_option, upstream_ca_option
+from runner.options import DURATION, resolve_option, upstream_ca_option
+
+JOB_SUFFIX = ".toml"
 
 
 def _env_pairs(items: tuple[str, ...]) -> dict[str, str]:
@@ -26,7 +35,79 @@ def _env_pairs(items: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+def _first_argument(command: click.Command, args: list[str]) -> str | None:
+    """The first positional argument of ``args`` (skipping options and their values)."""
+    options = [p for p in command.params if isinstance(p, click.Option) and not p.is_flag]
+    takes_value = {name for option in options for name in option.opts}
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-") or arg == "-":
+            return arg
+    return None
+
+
+class RunCommand(click.Command):
+    """A job file (first argument ``*.toml``, no ``--``) may be followed by flags; a command's
+    own flags are never read as coatcheck's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = _first_argument(self, args)
+        job_mode = first is not None and first.endswith(JOB_SUFFIX) and "--" not in args
+        ctx.meta["coatcheck.job_file"] = job_mode
+        if job_mode:
+            ctx.allow_interspersed_args = True
+        return super().parse_args(ctx, args)
+
+
+def _union(*lists: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item for items in lists for item in items))
+
+
+def job_request(job: Any, flags: dict[str, Any]) -> Any:
+    """The RunRequest of a job file and the command line's flags: flags add to the lists
+    (``--secret``, ``--allow``, ``--resolve``, ``--upstream-ca``, ``--env``) and override the
+    scalars (``--image``, ``--timeout``, ``--on-leak``)."""
+    from runner.run import DEFAULT_IMAGE, RunRequest
+    from sandbox.docker import Limits
+
+    given = job.resources.given()
+    return RunRequest(
+        command=job.command,
+        secrets=_union(job.secrets, flags["secrets"]),
+        allow=_union(job.allow, flags["allow"]),
+        resolve=_union(job.resolve, flags["resolve"]),
+        allow_cidr=flags["allow_cidr"],
+        upstream_ca=(*job.ca_paths, *(Path(p) for p in flags["upstream_ca"])),
+        env={**job.env, **_env_pairs(flags["env"])},
+        image=flags["image"] or job.image or DEFAULT_IMAGE,
+        timeout=flags["timeout"] if flags["timeout"] is not None else job.timeout,
+        on_leak=flags["on_leak"] or job.on_leak,
+        limits=Limits(**given) if given else None,
+    )
+
+
+def _load_job(path: Path) -> Any:
+    """A job file, checked against the vault too; an agent job stops here (for now)."""
+    from runner.jobcheck import check_vault
+    from runner.jobfile import load_job
+
+    job = load_job(path)
+    check_vault(job, path, home=coatcheck_home())
+    if job.agent is not None:
+        raise AgentUnavailable(
+            f"{path}: {job.name} is an agent job, and the agent engine is not built yet: only "
+            "command jobs run for now (`coatcheck check` validates agent jobs)"
+        )
+    return job
+
+
+@click.command(cls=RunCommand, context_settings={"allow_interspersed_args": False})
 @click.option(
     "--secret",
     "secrets",
@@ -50,64 +131,95 @@ def _env_pairs(items: tuple[str, ...]) -> dict[str, str]:
 @upstream_ca_option
 @click.option(
     "--image",
-    default="coatcheck/sandbox:latest",
-    show_default=True,
-    help="Local image to run; coatcheck's own is built on first use.",
+    default=None,
+    help="Local image to run; coatcheck's own is built on first use. "
+    "[default: coatcheck/sandbox:latest]",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=DURATION,
     default=None,
-    metavar="SECONDS",
-    help="Stop the command after this long and exit 124.",
+    metavar="DURATION",
+    help="Stop the command after this long (90, 90s, 5m, 2h) and exit 124.",
 )
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Set a variable (repeatable).")
 @click.option(
     "--on-leak",
     type=click.Choice(["log", "block"]),
-    default="log",
-    show_default=True,
-    help="What to do with a placeholder on its way to a host outside its domains.",
+    default=None,
+    help="What to do with a placeholder on its way to a host outside its domains. [default: log]",
+)
+@click.option(
+    "--junit",
+    "junit_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Also write the result as JUnit XML (for CI), with the run's output.",
 )
 @click.option("--log-json", is_flag=True, help="Print the run's JSON log line on stderr.")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1, required=True, metavar="JOBFILE | -- COMMAND [ARG]...")
+@click.pass_context
 def run_command(
-    secrets: tuple[str, ...],
-    allow: tuple[str, ...],
-    resolve: tuple[str, ...],
-    allow_cidr: tuple[str, ...],
-    upstream_ca: tuple[str, ...],
-    image: str,
-    timeout: float | None,
-    env: tuple[str, ...],
-    on_leak: str,
+    ctx: click.Context,
+    junit_file: Path | None,
     log_json: bool,
     command: tuple[str, ...],
+    **flags: Any,
 ) -> None:
-    """Run COMMAND in a sandbox; its only route out is the credential-injecting proxy.
+    """Run COMMAND, or the job file JOBFILE, in a sandbox; its only route out is the
+    credential-injecting proxy.
 
     \b
-    Example:
+    Examples:
       coatcheck run --secret GITHUB_TOKEN -- \\
           curl -H "Authorization: Bearer $GITHUB_TOKEN" https://api.github.com/user
+      coatcheck run jobs/ci-smoke.toml --timeout 5m --junit smoke.xml
 
-    Streams the command's output and exits with its exit code; 124 on timeout, 125 when the
-    sandbox can't be set up. Starts its own proxy unless `coatcheck proxy` is running.
+    Streams the output and exits with the command's exit code; 124 on timeout, 125 when the
+    sandbox can't be set up, 2 for bad usage or a bad job file. Each run is recorded in
+    $COATCHECK_HOME/runs/RUN_ID/ (run.json, output.log, audit.jsonl). Starts its own proxy
+    unless `coatcheck proxy` is running.
     """
-    from runner.run import RunRequest, execute, stop_on_signals
+    from runner.recorded import run_recorded
+    from runner.run import DEFAULT_IMAGE, RunRequest, stop_on_signals
 
-    req = RunRequest(
-        command=command,
-        secrets=secrets,
-        allow=allow,
-        resolve=resolve,
-        allow_cidr=allow_cidr,
-        upstream_ca=tuple(Path(p) for p in upstream_ca),
-        env=_env_pairs(env),
-        image=image,
-        timeout=timeout,
-        on_leak=on_leak,
-    )
+    if junit_file is not None and not junit_file.parent.is_dir():
+        raise UsageError(
+            f"--junit {junit_file}: no directory {junit_file.parent}; create it or write the "
+            "file elsewhere"
+        )
+    job = None
+    if ctx.meta.get("coatcheck.job_file"):
+        if len(command) > 1:
+            raise UsageError(
+                f"{command[0]} is a job file: it runs its own command; flags go before or "
+                "after it, and a command goes after `--` instead"
+            )
+        job = _load_job(Path(command[0]))
+        req = job_request(job, flags)
+    else:
+        req = RunRequest(
+            command=command,
+            secrets=flags["secrets"],
+            allow=flags["allow"],
+            resolve=flags["resolve"],
+            allow_cidr=flags["allow_cidr"],
+            upstream_ca=tuple(Path(p) for p in flags["upstream_ca"]),
+            env=_env_pairs(flags["env"]),
+            image=flags["image"] or DEFAULT_IMAGE,
+            timeout=flags["timeout"],
+            on_leak=flags["on_leak"] or "log",
+        )
     with stop_on_signals():
-        code = execute(req, home=coatcheck_home(), log=sys.stderr if log_json else None)
-    raise SystemExit(code)
+        done = run_recorded(
+            req,
+            home=coatcheck_home(),
+            job=job.name if job else None,
+            junit_file=junit_file,
+            log=sys.stderr if log_json else None,
+        )
+    if done.error is not None:
+        click.echo(f"coatcheck: error: {done.error.message}", err=True)
+    click.echo(done.closing_line(), err=True)
+    raise SystemExit(done.exit_code)

@@ -18,3 +18,24 @@ upstream_ca_option = click.option(
     type=click.Path(exists=True, dir_okay=False),
     help="Also trust this CA when verifying upstream TLS; verification is never off (repeatable).",
 )
+
+
+class Duration(click.ParamType):
+    """Seconds (``90``) or a number with a unit (``90s``, ``5m``, ``2h``, ``1h30m``)."""
+
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from runner.durations import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc).replace("timeout = ", "--timeout "), param, ctx)
+
+
+DURATION = Duration()

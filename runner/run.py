@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from core import logs, messages, placeholders
 from core.errors import (
@@ -33,6 +33,9 @@ from core.messages import Registered, Registration
 from proxy import ca, control
 from proxy.paths import ProxyPaths
 from runner.ephemeral import EphemeralProxy
+
+if TYPE_CHECKING:
+    from sandbox.docker import Limits
 
 DEFAULT_IMAGE = "coatcheck/sandbox:latest"
 
@@ -49,6 +52,7 @@ class RunRequest:
     image: str = DEFAULT_IMAGE
     timeout: float | None = None
     on_leak: str = "log"
+    limits: Limits | None = None  # None: the sandbox's defaults
 
 
 def new_run_id() -> str:
@@ -141,14 +145,16 @@ def execute(
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
     log: IO[str] | None = None,
+    run_id: str | None = None,
 ) -> int:
-    """Run ``req`` in a sandbox; return its exit code (124 timeout, 125 setup failure)."""
-    from sandbox.docker import Sandboxes, SandboxSpec
+    """Run ``req`` in a sandbox; return its exit code (124 timeout, 125 setup failure).
+    ``run_id`` (from ``new_run_id``) when the caller records the run under it."""
+    from sandbox.docker import Limits, Sandboxes, SandboxSpec
 
     out = stdout or sys.stdout.buffer
     err = stderr or sys.stderr.buffer
     started = time.monotonic()
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     check_flags(req)
     metas = check_secrets_exist(home, req.secrets)
     shaped = any(m.placeholder_format == "shaped" for m in metas)
@@ -186,6 +192,7 @@ def execute(
             ca_bundle=bundle,
             env={**dict(req.env), **phs},
             timeout=req.timeout,
+            limits=req.limits if req.limits is not None else Limits(),
         )
         code = sandboxes.run(
             spec,

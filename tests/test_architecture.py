@@ -129,3 +129,27 @@ def test_secret_values_are_revealed_in_few_places():
 @pytest.mark.parametrize("path", SOURCES, ids=rel)
 def test_one_concept_per_file_stays_small(path):
     assert len(path.read_text().splitlines()) <= 320
+
+
+AGENT = sorted((ROOT / "runner" / "agent").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", AGENT, ids=rel)
+def test_the_in_sandbox_agent_needs_only_the_sdk(path):
+    """runner/agent runs inside the agent image: the standard library, the SDK and itself."""
+    import sys
+
+    tree = ast.parse(path.read_text())
+    mods = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    mods |= {
+        n.module
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module and not n.level
+    }
+    outside = {
+        m for m in mods
+        if m.split(".")[0] not in sys.stdlib_module_names
+        and m.split(".")[0] not in {"anthropic", "__future__"}
+        and not m.startswith("runner.agent")
+    }  # fmt: skip
+    assert outside == set()

@@ -80,12 +80,33 @@ def undeclared(imports: dict[str, set[str]], allowed: set[str]) -> dict[str, set
     return {m: files for m, files in imports.items() if not providers(m) & allowed}
 
 
-def sources_of(*packages: str) -> list[tuple[str, str]]:
+# runner/agent runs inside the agent image, whose packages images/agent/requirements.txt pins.
+IN_IMAGE = "runner/agent/"
+
+
+def sources_of(*packages: str, in_image: bool = False) -> list[tuple[str, str]]:
     return [
-        (p.relative_to(ROOT).as_posix(), p.read_text())
+        (rel, p.read_text())
         for pkg in packages
         for p in sorted((ROOT / pkg).rglob("*.py"))
+        if (rel := p.relative_to(ROOT).as_posix()).startswith(IN_IMAGE) == in_image
     ]
+
+
+def image_pins() -> dict[str, str]:
+    text = (ROOT / "images" / "agent" / "requirements.txt").read_text()
+    return {norm(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", text, re.M)}
+
+
+def test_the_in_image_agent_imports_only_what_the_image_pins():
+    imports = third_party_imports(sources_of("runner", in_image=True))
+    assert {norm(m) for m in imports} <= set(image_pins())
+
+
+def test_the_image_pins_the_sdk_version_the_tests_cover():
+    lock = (ROOT / "requirements.lock").read_text()
+    locked = re.search(r"^anthropic==(\S+)", lock, re.M)
+    assert locked and image_pins()["anthropic"] == locked[1]
 
 
 def test_every_import_of_the_shipped_packages_is_declared():

@@ -25,7 +25,7 @@ class FakeEngine:
         return self.images.get(image)
 
     def build_image(self, context: Path, image: str, *, labels, on_line) -> None:  # type: ignore[no-untyped-def]
-        files = {p.name: p.read_bytes() for p in context.iterdir()}
+        files = {p.name: p.read_bytes() for p in context.iterdir() if p.is_file()}
         self.built.append((image, files))
         self.images[image] = dict(labels)
         on_line("Step 1/1 : FROM base")
@@ -90,16 +90,24 @@ def test_a_users_own_image_is_never_built():
 
 
 def test_build_of_an_unknown_image_names_the_images():
-    with pytest.raises(UsageError, match="base, sandbox"):
+    with pytest.raises(UsageError, match="base, sandbox, agent"):
         build.build(["nope"], engine=FakeEngine(), progress=lambda _l: None)
 
 
 def test_build_without_force_leaves_current_images_alone():
-    engine = FakeEngine({build.BASE: current("base"), build.SANDBOX: current("sandbox")})
+    engine = FakeEngine(
+        {
+            build.BASE: current("base"),
+            build.SANDBOX: current("sandbox"),
+            build.AGENT: current("agent"),
+        }
+    )
     lines: list[str] = []
     assert build.build(build.NAMES, engine=engine, progress=lines.append) == []
     assert lines == [
         f"base: {build.BASE} is up to date",
         f"sandbox: {build.SANDBOX} is up to date",
+        f"agent: {build.AGENT} is up to date",
     ]
+    del engine.images[build.AGENT]  # (a present agent image would be rebuilt on the new sandbox)
     assert build.build(["sandbox"], engine=engine, progress=lines.append, force=True) == ["sandbox"]

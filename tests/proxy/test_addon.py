@@ -197,7 +197,7 @@ def test_proxy_only_headers_are_stripped(setup):
 def test_response_headers_and_streamed_body_are_scrubbed(setup):
     addon, run, _, _ = setup
     with taddons.context(addon):
-        f = make_flow(addon, run)
+        f = make_flow(addon, run, headers={"Authorization": f"Bearer {PH}"})  # carries a value
         through_request(addon, f)
         f.response = http.Response.make(200, b"", {"X-Echo": VALUE})
         del f.response.headers["content-length"]
@@ -228,7 +228,7 @@ def test_audit_line_names_secrets_never_values(setup):
 def test_small_response_is_buffered_scrubbed_and_keeps_its_length(setup):
     addon, run, _, _ = setup
     with taddons.context(addon):
-        f = make_flow(addon, run)
+        f = make_flow(addon, run, headers={"Authorization": f"Bearer {PH}"})  # carries a value
         through_request(addon, f)
         body = f'{{"echo": "{VALUE}"}}'.encode()
         f.response = http.Response.make(200, body, {"Content-Type": "application/json"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 
 from proxy.decoders import DecodeError
 from proxy.forms import paired_forms
+from proxy.policy import Decision
 from proxy.responses import (
     body_stream,
+    check_body,
     replacement_stream,
     scrub_body,
     scrub_fields,
@@ -29,8 +32,8 @@ ESCAPED = "".join(f"\\u{ord(c):04x}" for c in REAL)
 BODY = ('{"a": "\\u003cb\\u003e", "echo": "' + ESCAPED + '", "z": "sk-live/4f"}\n').encode()
 
 
-def _never(exc: DecodeError) -> None:
-    raise AssertionError(exc)
+def _never(why: Decision) -> None:
+    raise AssertionError(why)
 
 
 def _stream(chunks: list[bytes], encoding: str = "") -> bytes:
@@ -66,10 +69,34 @@ def test_body_stream_reports_whether_the_body_leaves_decoded() -> None:
 
 
 def test_corrupt_body_stops_the_stream() -> None:
-    errors: list[DecodeError] = []
+    errors: list[Decision] = []
     stream, _ = body_stream(PAIRS, "gzip", errors.append)
     assert stream(b"\x1f\x8b\x08\x00garbage" + ESCAPED.encode()) == []
-    assert stream(b"") == [] and len(errors) == 1
+    assert stream(b"") == [] and [e.reason for e in errors] == ["undecodable_response"]
+
+
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_a_stream_to_a_request_that_carried_no_value_passes_until_a_whole_value(
+    encoding: str,
+) -> None:
+    """Nothing held back, nothing replaced; the chunk that completes a value is not sent, and
+    nothing after it."""
+    stops: list[Decision] = []
+    stream, _ = body_stream(PAIRS, encoding, stops.append, injected=False)
+    cut = BODY.index(ESCAPED.encode()) + len(ESCAPED) - 3  # inside the value's last escape
+    head, tail = BODY[:cut], BODY[cut:]
+    if encoding:  # each part decodable on its own: the first one goes out whole
+        gz = zlib.compressobj(wbits=31)
+        head, tail = gz.compress(head) + gz.flush(zlib.Z_SYNC_FLUSH), gz.compress(tail) + gz.flush()
+    assert b"".join(stream(head)) == BODY[:cut] and stops == []
+    assert stream(tail) == [] and stream(b"") == []
+    assert [s.reason for s in stops] == ["unexpected_value"]
+
+
+def test_a_stream_to_a_request_that_carried_no_value_is_passed_as_is() -> None:
+    stream, decoded = body_stream(PAIRS, "", _never, injected=False)
+    guess = b'{"echo": "sk-live/4f+'  # all of the value but its last character
+    assert (stream(guess), stream(b'x"}'), stream(b""), decoded) == ([guess], [b'x"}'], [], False)
 
 
 class _Message:
@@ -83,6 +110,24 @@ class _Message:
 def test_scrub_body_whole() -> None:
     assert scrub_body(_Message(BODY), PAIRS) == scrub_bytes(BODY, PAIRS)
     assert scrub_body(_Message(b'{"nothing": "here"}'), PAIRS) is None
+
+
+def test_check_body_scrubs_for_a_request_that_carried_a_value_else_refuses() -> None:
+    assert check_body(_Message(BODY), PAIRS, injected=True) == (scrub_bytes(BODY, PAIRS), None)
+    scrubbed, refused = check_body(_Message(BODY), PAIRS, injected=False)
+    assert scrubbed is None and refused is not None and refused.reason == "unexpected_value"
+    assert REAL not in refused.detail
+    assert check_body(_Message(b"sk-live/4f+"), PAIRS, injected=False) == (None, None)
+
+
+def test_check_body_refuses_an_undecodable_body() -> None:
+    class Broken:
+        def get_content(self, strict: bool = True) -> bytes | None:
+            raise ValueError("not gzip")
+
+    for injected in (True, False):
+        _, refused = check_body(Broken(), PAIRS, injected=injected)
+        assert refused is not None and refused.reason == "undecodable_response"
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import base64
 import json
+from itertools import accumulate
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from proxy.forms import paired_forms
-from proxy.scrub import Scrubber, contains_any, found_in, scrub_bytes, scrub_text
+from proxy.scrub import Detector, Scrubber, contains_any, found_in, scrub_bytes, scrub_text
 from tests.proxy.test_spellings import spelled, values
 
 Pairs = list[tuple[bytes, bytes]]
@@ -48,28 +49,40 @@ def test_byte_by_byte() -> None:
     assert out == b"xxXZqY"
 
 
-def test_carry_is_the_longest_partial_tail_only() -> None:
+def test_the_carry_is_the_window_until_a_line_break_that_no_value_spans() -> None:
     scrubber = Scrubber([(b"secret-token", b"PH")])
-    assert scrubber.feed(b"data: sec") == b"data: "
-    assert scrubber.held == 3
+    assert scrubber.feed(b"data: sec") == b""
+    assert scrubber.held == 9  # shorter than the window: all of it, like a value or not
     assert scrubber.feed(b"ret-tok") == b""
-    assert scrubber.held == 10
-    assert scrubber.feed(b"en\n\n") == b"PH\n\n"
+    assert scrubber.held == 16
+    assert scrubber.feed(b"en\n\n") == b"data: PH\n\n"
     assert scrubber.held == 0
     assert scrubber.flush() == b""
 
 
-def test_partial_match_that_fails_is_released() -> None:
+def test_a_partial_match_that_fails_goes_out_with_the_line() -> None:
     scrubber = Scrubber([(b"secret-token", b"PH")])
-    assert scrubber.feed(b"a secret-to") == b"a "
-    assert scrubber.feed(b"y and more") == b"secret-toy and more"
+    assert scrubber.feed(b"a secret-to") == b""
+    assert scrubber.feed(b"y and more.\n") == b"a secret-toy and more.\n"
     assert scrubber.held == 0
 
 
-def test_held_tail_starts_at_the_earliest_partial() -> None:
+def test_the_window_is_the_longest_spelling_less_one() -> None:
     scrubber = Scrubber([(b"aab", b"X")])
-    assert scrubber.feed(b"zaaa") == b"za"  # "aa" might still become "aab"
-    assert scrubber.feed(b"b") == b"X"
+    window = 3 * len(rb"\u005c\u0075\u0030\u0030\u0036\u0031") - 1  # "a" escaped twice
+    chunk = b"z" * (window + 5) + b"aa"
+    assert scrubber.feed(chunk) == chunk[:7]
+    assert scrubber.held == window
+    assert scrubber.feed(b"b") == b"z"  # one byte more in, one out
+    assert scrubber.flush() == b"z" * (window - 3) + b"X"
+
+
+def test_a_line_break_inside_base64_is_not_a_break() -> None:
+    """A base64 spelling may be wrapped: a line ending in a base64 character is held."""
+    scrubber = Scrubber([(b"secret-token", b"PH")])
+    assert scrubber.feed(b"abc\n") == b""
+    assert scrubber.feed(b"abc\r\n") == b""
+    assert scrubber.feed(b'abc"\r\n') == b'abc\nabc\r\nabc"\r\n'
 
 
 def test_server_sent_events_pass_through_at_once() -> None:
@@ -89,9 +102,9 @@ def test_no_pairs_is_a_pass_through() -> None:
     assert scrub_text("abc", []) == "abc"
 
 
-def test_chunk_without_match_or_partial_is_returned_as_is() -> None:
+def test_chunk_that_ends_at_a_break_without_a_match_is_returned_as_is() -> None:
     scrubber = Scrubber(PAIRS)
-    chunk = b"nothing to see\n"
+    chunk = b"nothing to see.\n"
     assert scrubber.feed(chunk) is chunk
 
 
@@ -108,7 +121,7 @@ def test_scrubber_is_reusable_after_flush() -> None:
     scrubber = Scrubber(PAIRS)
     assert scrubber.feed(b"ab") == b""
     assert scrubber.flush() == b"ab"
-    assert scrubber.feed(b"cd") == b"cd"
+    assert scrubber.feed(b"cd}\n") == b"cd}\n"
 
 
 def test_scrub_text_keeps_undecodable_bytes() -> None:
@@ -123,13 +136,14 @@ def test_contains_any() -> None:
     assert not contains_any(b"xx", [])
 
 
-def test_large_stream_holds_little() -> None:
-    scrubber = Scrubber(paired_forms("ghp_16C7e42F292c6912E7710c838347Ae178B4a", "cc_x" * 10))
+def test_large_stream_holds_at_most_the_window() -> None:
+    real = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+    scrubber = Scrubber(paired_forms(real, "cc_x" * 10))
     body = (b"ABCDEFGHIJ" * 6553 + b"\n") * 16
     out = []
     for i in range(0, len(body), 65536):
         out.append(scrubber.feed(body[i : i + 65536]))
-        assert scrubber.held < 200
+        assert scrubber.held == 36 * len(real) - 1  # each character escaped twice, as \u005c...
     assert b"".join(out) + scrubber.flush() == body
 
 
@@ -165,19 +179,28 @@ def test_output_has_no_needle(pairs: Pairs, data: bytes) -> None:
     assert not contains_any(out, [n for n, _ in pairs])
 
 
+def _hits(data: bytes, needles: list[bytes]) -> list[tuple[int, int]]:
+    """Where a slow, obviously right leftmost-longest scan finds a needle."""
+    out, i = [], 0
+    while i < len(data):
+        hit = max((n for n in needles if data.startswith(n, i)), key=len, default=b"")
+        out += [(i, i + len(hit))] if hit else []
+        i += len(hit) or 1
+    return out
+
+
 @settings(deadline=None)
 @given(pair_lists, datas)
-def test_nothing_is_held_without_a_partial_tail(pairs: Pairs, data: bytes) -> None:
-    partial = any(
-        data.endswith(n[:k]) for n, _ in pairs for k in range(1, len(n)) if len(data) >= k
-    )
+def test_what_is_held_is_fixed_by_length_and_line_breaks(pairs: Pairs, data: bytes) -> None:
+    """Held: the window (or less after a blank line), never what looks like a needle; only a
+    whole needle that starts before the held tail and ends inside it goes out (replaced)."""
     scrubber = Scrubber(pairs)
-    forwarded = scrubber.feed(data)
-    if not partial:
-        assert scrubber.held == 0
-        assert forwarded == scrub_bytes(data, pairs)
-    else:
-        assert scrubber.held < max(len(n) for n, _ in pairs)
+    scrubber.feed(data)
+    window = max(36 * len(n) for n, _ in pairs) - 1  # [abc]: at most 36 bytes a character
+    blank = [i + 1 for i in range(1, len(data)) if data[i - 1 : i + 1] == b"\n\n"]
+    release = max([len(data) - window, *blank, 0])
+    ends = [e for s, e in _hits(data, [n for n, _ in pairs]) if s < release < e]
+    assert scrubber.held == len(data) - max([release, *ends])
 
 
 @settings(deadline=None)
@@ -242,12 +265,11 @@ def test_an_escaped_value_in_json_becomes_the_placeholder(spelling: str) -> None
         assert scrubber.feed(body[:cut]) + scrubber.feed(body[cut:]) + scrubber.flush() == scrubbed
 
 
-def test_a_boundary_inside_an_escape_holds_only_the_escape() -> None:
+def test_a_boundary_inside_an_escape_is_held_like_any_other() -> None:
     scrubber = Scrubber(SK_PAIRS)
-    assert scrubber.feed(b'{"echo": "\\u00') == b'{"echo": "'
-    assert scrubber.held == len(b"\\u00")
+    assert scrubber.feed(b'{"echo": "\\u00') == b""
     assert scrubber.feed(b"73\\u006B-live/4f+\\u00") == b""
-    assert scrubber.feed(b'e9", "n": 1}\n') == (PH + '", "n": 1}\n').encode()
+    assert scrubber.feed(b'e9", "n": 1}\n') == ('{"echo": "' + PH + '", "n": 1}\n').encode()
     assert scrubber.held == 0
 
 
@@ -352,3 +374,70 @@ def test_wrapped_base64_split_anywhere_loses_the_value() -> None:
     for cut in range(len(body) + 1):
         scrubber = Scrubber(pairs)
         assert scrubber.feed(body[:cut]) + scrubber.feed(body[cut:]) + scrubber.flush() == whole
+
+
+# --- no timing oracle: what is held back never says whether data ends like a value ---------------
+
+BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+TOKENS = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=8, max_size=24)
+# Bytes that can't continue any spelling of a TOKEN (no letter, digit, "\\", "%", base64
+# character), line breaks included: what comes after a guess, the same for both guesses.
+NOISE = st.binary(max_size=60).map(lambda b: bytes(b" .,:;!{}[]~\r\n"[x % 13] for x in b))
+
+
+@st.composite
+def spellings(draw: st.DrawFn, real: str) -> bytes:
+    """``real`` spelled as a response might hold it: escaped (up to two layers), or in base64
+    at any alignment."""
+    if draw(st.booleans()):
+        return draw(spelled(real))
+    pad = b"u" * draw(st.integers(0, 2))
+    encode = draw(st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]))
+    return encode(pad + real.encode())
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.data(), TOKENS, NOISE, st.lists(NOISE, max_size=3))
+def test_what_goes_out_after_each_chunk_is_the_same_for_a_right_and_a_wrong_guess(
+    data: st.DataObject, real: str, before: bytes, later: list[bytes]
+) -> None:
+    """Two streams that differ only in whether a chunk ends with the start of the value (in
+    any spelling) or with a wrong last byte: after each chunk, as much goes out and as much is
+    held back."""
+    spelling = data.draw(spellings(real))
+    right = spelling[: data.draw(st.integers(1, len(spelling) - 1))]
+    pairs = paired_forms(real, PH)
+    assume(not found_in(right, pairs))  # a base64 run is whole before the end of its spelling
+    # The same kind of byte (whether a base64 spelling can end with it, before a line break):
+    # the job knows which kind it sent; what it must not learn is whether it was right.
+    last = right[-1:]
+    wrong = right[:-1] + (b"~" if last not in BASE64 else b"Q" if last != b"Q" else b"R")
+    seen = []
+    for guess in (right, wrong):
+        scrubber = Scrubber(pairs)
+        out = [scrubber.feed(chunk) for chunk in (before + guess, *later)] + [scrubber.flush()]
+        seen.append([len(piece) for piece in out])
+        assert b"".join(out) == before + guess + b"".join(later)  # nothing to replace
+    assert seen[0] == seen[1]
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.data(), TOKENS, NOISE, NOISE, st.lists(st.integers(0, 10_000), max_size=6))
+def test_the_detector_says_when_a_whole_value_has_arrived_split_anywhere(
+    data: st.DataObject, real: str, before: bytes, after: bytes, cuts: list[int]
+) -> None:
+    """After each chunk: whether all the data so far holds a whole value (a base64 run may be
+    whole before its spelling ends)."""
+    body = before + data.draw(spellings(real)) + after
+    pairs = paired_forms(real, PH)
+    chunks = _chunked(body, cuts)
+    detector = Detector(pairs)
+    said = [detector.feed(chunk) for chunk in chunks]
+    whole = [found_in(body[:end], pairs) for end in accumulate(len(c) for c in chunks)]
+    first = whole.index(True)
+    assert said[: first + 1] == whole[: first + 1]
+
+
+def test_the_detector_sees_a_short_value_inside_a_longer_ones_start() -> None:
+    detector = Detector([(b"xyzw-long-one", b"A"), (b"yz-short", b"B")])
+    assert detector.feed(b"... xyz-short") is True

@@ -79,11 +79,13 @@ def test_allow_flag_admits_a_host_without_injection(proxy, upstream, token, tag)
 
 def test_sse_streams_unbuffered_and_split_values_are_scrubbed(proxy, upstream, token, tag):
     """The upstream sends one event and then holds back the next until this test releases it:
-    the first event can only reach the client before that if the proxy streams."""
+    the first event can only reach the client before that if the proxy streams. (The request
+    carries the value: the echo of it is scrubbed, not an incident.)"""
     run = proxy.register(("SVC_TOKEN",))
     hold = upstream.hold()
     url = f"https://api.coatcheck.test:{upstream.port}/held-sse?hold={hold.id}&value={token}"
-    with client_for(run, proxy.ca_cert) as c, c.stream("GET", tagged(url, tag)) as r:
+    auth = {"Authorization": f"Bearer {run.placeholders['SVC_TOKEN']}"}
+    with client_for(run, proxy.ca_cert) as c, c.stream("GET", tagged(url, tag), headers=auth) as r:
         chunks = r.iter_raw()
         try:
             first = next(chunks)

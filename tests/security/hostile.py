@@ -38,6 +38,10 @@ Paths (VALUE is the received credential):
   /b64-in-json        base64(VALUE) in JSON with "/" as "\\/" and "+" as "\\u002B"
   /ws                 a WebSocket: records the client's first message, then sends VALUE in one
                       text frame and again split across two fragments, then closes
+  /held-echo?hold=ID&a=A&b=B[&echo=1][&split=N][&type=T]
+                      a chunked body A + (VALUE if echo=1) + B, sent in two chunks cut at byte N
+                      (default: after A); between them the upstream waits until the test
+                      releases hold ID (``Server.hold``): an ordering event, not a clock
   /ok, anything else  200 "ok"
 """
 
@@ -62,7 +66,7 @@ import brotli
 import trustme
 from backports import zstd
 
-from tests.support.upstream import Received
+from tests.support.upstream import Hold, Received
 
 
 @dataclass
@@ -71,7 +75,14 @@ class Server:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     ws_received: list[bytes] = field(default_factory=list)
+    holds: dict[str, Hold] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
+
+    def hold(self) -> Hold:
+        """A new hold, for ``/held-echo?hold=ID``."""
+        h = Hold()
+        self.holds[h.id] = h
+        return h
 
     def hosts_that_got(self, needle: str) -> set[str]:
         """Host header names of recorded requests whose bytes contain ``needle``."""
@@ -225,11 +236,32 @@ def _handler(srv: Server, hostile: bool) -> type[BaseHTTPRequestHandler]:
                 self._base64(path, raw)
             elif path == "/ws":
                 self._websocket(raw)
+            elif path == "/held-echo":
+                self._held_echo(q, raw)
             elif path == "/redirect-echo":
                 to = f"https://evil.test:{q.get('port', srv.port)}/collect?t={value}"
                 self._send(302, b"", [("Location", to)])
             else:
                 self._send(200, b"ok\n", text)
+
+        def _held_echo(self, q: dict[str, str], raw: bytes) -> None:
+            first = q.get("a", "").encode()
+            body = first + (raw if q.get("echo") == "1" else b"") + q.get("b", "").encode()
+            cut = int(q.get("split", len(first)))
+            self.send_response(200)
+            self.send_header("Content-Type", q.get("type", "text/plain"))
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                self.wfile.write(_chunked([body[:cut]])[:-5])  # not yet the last chunk
+                self.wfile.flush()
+                if srv.holds[q["hold"]].wait_released():
+                    self.wfile.write(_chunked([body[cut:]]))
+                    self.wfile.flush()
+            except OSError:
+                pass  # the proxy cut the connection: what the test looks at
 
         def _escaped(self, path: str, value: str) -> None:
             jsn = [("Content-Type", "application/json")]

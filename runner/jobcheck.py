@@ -1,0 +1,70 @@
+"""What a job file needs from the vault, checked before it runs (and by ``coatcheck check``).
+
+An agent job's model key, ``ANTHROPIC_API_KEY``, must be vaulted for ``api.anthropic.com``: a
+key that the proxy would never inject there leaves the agent unable to reach its model, which
+is better said now than at 3 a.m. Only metadata is read (no key, no values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from core.domains import matches_any, parse_patterns
+from core.errors import InvalidJobFile, UsageError
+from proxy.pathrules import path_matches
+from runner.jobfile import API_HOST, API_KEY, Job
+
+MESSAGES_PATH = "/v1/messages"
+FIX = f"`coatcheck vault set {API_KEY} --domains {API_HOST}` (the key on stdin)"
+
+
+def vault_problems(
+    job: Job, metas: Mapping[str, Any], *, home: Path
+) -> tuple[tuple[str, str], ...]:
+    """``(field, message)`` problems of ``job`` given the vault's metadata by name. Pure."""
+    if job.agent is None:
+        return ()
+    meta = metas.get(API_KEY)
+    if meta is None:
+        return (("secrets", f"no secret {API_KEY} in the vault at {home}; add it with {FIX}"),)
+    out = []
+    try:
+        patterns = parse_patterns(meta.domains)
+    except UsageError:
+        patterns = ()
+    if matches_any(patterns, API_HOST, 443) is None:
+        have = ", ".join(meta.domains) or "no domains"
+        out.append(
+            f"the vaulted {API_KEY} is for {have}, not {API_HOST}, so the agent could "
+            f"not reach its model; vault it for {API_HOST}: {FIX}"
+        )
+    if "header" not in meta.surfaces:
+        out.append(
+            f"the vaulted {API_KEY} is not injected in headers (surfaces: "
+            f"{', '.join(meta.surfaces)}); the API takes its key in a header: {FIX}"
+        )
+    if meta.methods and "POST" not in meta.methods:
+        out.append(
+            f"the vaulted {API_KEY} is limited to {', '.join(meta.methods)}; the agent "
+            f"POSTs to {MESSAGES_PATH}: {FIX}"
+        )
+    if meta.paths and not any(path_matches(rule, MESSAGES_PATH) for rule in meta.paths):
+        out.append(
+            f"the vaulted {API_KEY} is limited to paths {', '.join(meta.paths)}, which "
+            f"leave out {MESSAGES_PATH}: {FIX}"
+        )
+    return tuple(("secrets", message) for message in out)
+
+
+def check_vault(job: Job, source: Path, *, home: Path) -> None:
+    """InvalidJobFile if the vault at ``home`` does not serve ``job`` (see vault_problems)."""
+    if job.agent is None:
+        return
+    from vault.store import Vault
+
+    metas = {m.name: m for m in Vault.open(home).list()}
+    problems = vault_problems(job, metas, home=home)
+    if problems:
+        raise InvalidJobFile(str(source), problems)
