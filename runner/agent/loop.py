@@ -5,10 +5,10 @@ follows. ``tool_use``: every tool call runs (a failure goes back as ``is_error: 
 ends the loop) and the results go back first in the next user message. ``pause_turn``: the
 assistant's content goes back as it is and the model continues it, in the same message.
 ``max_tokens``: complete tool calls still run; otherwise the model is asked to go on where it
-was cut. ``end_turn`` ends the run; ``refusal`` ends it as failed. The run also ends at ``max_turns``, at ``budget_tokens``
-(input, cache and output tokens over the run) and at its deadline. Rate limits, overload, 5xx
-and connection errors are retried by the SDK, honouring ``retry-after``; what still fails is
-reported as an API failure.
+was cut. ``end_turn`` ends the run; ``refusal`` ends it as failed. The run also ends at
+``max_turns``, at ``budget_tokens`` (input, cache and output tokens over the run) and at its
+deadline. Rate limits, overload, 5xx and connection errors are retried by the SDK, honouring
+``retry-after``; what still fails is reported as an API failure.
 
 Prompt caching: ``cache_control`` on the last tool, on the system prompt and on the newest
 message's last block (three breakpoints, under the API's four), so each turn re-reads the run's
