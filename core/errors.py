@@ -20,7 +20,6 @@ and never escape it. No message ever contains a secret value.
     ├── SandboxError               exit 125: the sandbox can't be set up
     │   ├── DockerUnavailable      no Docker engine answers
     │   ├── ImageMissing           the sandbox image is not built
-    │   └── AgentUnavailable       an agent job, before the agent engine exists
     └── Stopped                    exit 128 + N: signal N (SIGTERM, SIGHUP) stopped a run
 """
 
@@ -103,10 +102,6 @@ class DockerUnavailable(SandboxError):
 
 
 class ImageMissing(SandboxError):
-    pass
-
-
-class AgentUnavailable(SandboxError):
     pass
 
 

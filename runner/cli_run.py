@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from core.errors import AgentUnavailable, UsageError
+from core.errors import UsageError
 from core.home import coatcheck_home
 from runner.options import DURATION, resolve_option, upstream_ca_option
 
@@ -93,17 +93,12 @@ def job_request(job: Any, flags: dict[str, Any]) -> Any:
 
 
 def _load_job(path: Path) -> Any:
-    """A job file, checked against the vault too; an agent job stops here (for now)."""
+    """A job file, checked against the vault too."""
     from runner.jobcheck import check_vault
     from runner.jobfile import load_job
 
     job = load_job(path)
     check_vault(job, path, home=coatcheck_home())
-    if job.agent is not None:
-        raise AgentUnavailable(
-            f"{path}: {job.name} is an agent job, and the agent engine is not built yet: only "
-            "command jobs run for now (`coatcheck check` validates agent jobs)"
-        )
     return job
 
 
@@ -211,14 +206,32 @@ def run_command(
             timeout=flags["timeout"],
             on_leak=flags["on_leak"] or "log",
         )
-    with stop_on_signals():
-        done = run_recorded(
-            req,
-            home=coatcheck_home(),
-            job=job.name if job else None,
-            junit_file=junit_file,
-            log=sys.stderr if log_json else None,
-        )
+    workspace = None
+    if job is not None and job.agent is not None:
+        from runner import agent_run
+
+        workspace = agent_run.prepare_workspace(job.agent, req.timeout)
+        req = agent_run.agent_request(req, workspace)
+    try:
+        with stop_on_signals():
+            done = run_recorded(
+                req,
+                home=coatcheck_home(),
+                job=job.name if job else None,
+                kind="agent" if workspace is not None else "command",
+                junit_file=junit_file,
+                log=sys.stderr if log_json else None,
+            )
+        if workspace is not None:
+            from runner import agent_run
+
+            result = agent_run.collect(workspace, done.run_dir.path)
+            done.run_dir.write_record(done.record.model_copy(update=result))
+    finally:
+        if workspace is not None:
+            from runner import agent_run
+
+            agent_run.remove_workspace(workspace)
     if done.error is not None:
         click.echo(f"coatcheck: error: {done.error.message}", err=True)
     click.echo(done.closing_line(), err=True)

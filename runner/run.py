@@ -53,6 +53,7 @@ class RunRequest:
     timeout: float | None = None
     on_leak: str = "log"
     limits: Limits | None = None  # None: the sandbox's defaults
+    workspace: Path | None = None  # agent runs: a host directory mounted at /workspace
 
 
 def new_run_id() -> str:
@@ -193,6 +194,7 @@ def execute(
             env={**dict(req.env), **phs},
             timeout=req.timeout,
             limits=req.limits if req.limits is not None else Limits(),
+            workspace=req.workspace,
         )
         code = sandboxes.run(
             spec,

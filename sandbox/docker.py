@@ -62,6 +62,10 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     limits: Limits = Limits()
+    workspace: Path | None = None  # a host directory mounted read-write at /workspace
+
+
+WORKSPACE_MOUNT = "/workspace"
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
@@ -205,6 +209,11 @@ class Sandboxes:
                     binds={
                         str(spec.run_dir): {"bind": SOCKET_MOUNT, "mode": "ro"},
                         str(spec.ca_bundle): {"bind": CA_MOUNT, "mode": "ro"},
+                        **(
+                            {str(spec.workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}}
+                            if spec.workspace is not None
+                            else {}
+                        ),
                     },
                     mounts=[
                         docker.types.Mount(
