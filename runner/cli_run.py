@@ -207,11 +207,15 @@ def run_command(
             on_leak=flags["on_leak"] or "log",
         )
     workspace = None
+    terminal: Any = None
     if job is not None and job.agent is not None:
         from runner import agent_run
+        from runner.progress import ProgressFilter
 
         workspace = agent_run.prepare_workspace(job.agent, req.timeout)
         req = agent_run.agent_request(req, workspace)
+        tty = sys.stderr.isatty() and not log_json
+        terminal = ProgressFilter(sys.stderr.buffer, tty=tty)
     try:
         with stop_on_signals():
             done = run_recorded(
@@ -220,6 +224,7 @@ def run_command(
                 job=job.name if job else None,
                 kind="agent" if workspace is not None else "command",
                 junit_file=junit_file,
+                stderr=terminal,
                 log=sys.stderr if log_json else None,
             )
         if workspace is not None:
@@ -228,6 +233,8 @@ def run_command(
             result = agent_run.collect(workspace, done.run_dir.path)
             done.run_dir.write_record(done.record.model_copy(update=result))
     finally:
+        if terminal is not None:
+            terminal.close()
         if workspace is not None:
             from runner import agent_run
 

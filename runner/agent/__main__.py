@@ -24,6 +24,7 @@ from runner.agent.loop import AgentTask, run_agent
 WORKSPACE = Path(os.environ.get("COATCHECK_WORKSPACE", "/workspace"))
 STATE = WORKSPACE / ".coatcheck"
 MAX_RETRIES = 4
+PROGRESS = "coatcheck-progress "  # runner/progress.py renders these lines
 
 
 def load_task(path: str, now: float) -> AgentTask:
@@ -62,7 +63,8 @@ def main() -> int:
                 client, task,
                 tools={"bash": bash.call, "editor": editor.call},
                 transcript=transcript,
-                progress=lambda line: print(f"agent: {line}", file=sys.stderr, flush=True),
+                progress=lambda step: print(PROGRESS + json.dumps(step), file=sys.stderr,
+                                            flush=True),
             )  # fmt: skip
         finally:
             bash.close()
@@ -70,7 +72,8 @@ def main() -> int:
     result = {"status": outcome.status, "turns": outcome.turns, "usage": outcome.usage,
               "error": outcome.error, "exit_code": outcome.exit_code}  # fmt: skip
     (STATE / "result.json").write_text(json.dumps(result), encoding="utf-8")
-    print(f"agent: {outcome.status} after {outcome.turns} turn(s)", file=sys.stderr, flush=True)
+    done = {"turn": outcome.turns, "step": outcome.status, "tokens": sum(outcome.usage.values())}
+    print(PROGRESS + json.dumps(done), file=sys.stderr, flush=True)
     return outcome.exit_code
 
 

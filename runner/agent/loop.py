@@ -91,7 +91,7 @@ def run_agent(
     *,
     tools: Mapping[str, Tool],
     transcript: Transcript,
-    progress: Callable[[str], None] = lambda _s: None,
+    progress: Callable[[dict[str, Any]], None] = lambda _p: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     outcome = Outcome("max_turns", usage=dict.fromkeys(USAGE_KEYS, 0))
@@ -106,7 +106,7 @@ def run_agent(
             outcome.status = "timeout"
             return outcome
         outcome.turns += 1
-        progress(f"turn {outcome.turns}: asking {task.model}")
+        progress({"turn": outcome.turns, "step": "model", "tokens": sum(outcome.usage.values())})
         try:
             message = _call(client, task, system, messages)
         except Exception as exc:  # the SDK's own retries are spent: report, don't crash
@@ -139,7 +139,11 @@ def run_agent(
             continue
         calls = [b for b in content if b.get("type") == "tool_use"]
         if calls:
-            results = [_run_tool(call, tools, transcript, progress) for call in calls]
+            results = []
+            for call in calls:
+                progress({"turn": outcome.turns, "step": "tool", "tool": str(call.get("name")),
+                          "tokens": sum(outcome.usage.values())})  # fmt: skip
+                results.append(_run_tool(call, tools, transcript))
             messages.append({"role": "user", "content": results})
             continue
         if stop == "max_tokens":
@@ -164,10 +168,9 @@ def _call(client: Any, task: AgentTask, system: list[dict[str, Any]],
         return stream.get_final_message()
 
 
-def _run_tool(call: dict[str, Any], tools: Mapping[str, Tool], transcript: Transcript,
-              progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+def _run_tool(call: dict[str, Any], tools: Mapping[str, Tool], transcript: Transcript
+              ) -> dict[str, Any]:  # fmt: skip
     name = TOOL_NAMES.get(str(call.get("name")), "")
-    progress(f"tool {call.get('name')}")
     tool = tools.get(name)
     try:
         if tool is None:

@@ -118,3 +118,15 @@ def test_pause_turn_and_max_tokens_continue(fake_api, client, tools, retry_clock
     assert 2.0 in retry_clock.sleeps  # retry-after honoured by the SDK
     continued = fake_api.requests[-1].body["messages"][-1]["content"][0]
     assert "cut off at max_tokens" in continued["text"]
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [Turn.text("partial answer").failing(after=3), Turn.text("partial answer").dropped(after=3)],
+    ids=["error-event-mid-stream", "connection-dropped-mid-stream"],
+)
+def test_a_stream_that_fails_midway_is_reported_not_crashed(fake_api, client, tools, turn):  # noqa: F811
+    fake_api.enqueue(Turn.tool("bash", {"command": "true"}), turn)
+    outcome, events = run(client, tools)
+    assert (outcome.status, outcome.exit_code, outcome.turns) == ("api_error", 3, 2)
+    assert events[-1]["type"] == "error" and outcome.error
