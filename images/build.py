@@ -136,7 +136,8 @@ def ensure(image: str, *, engine: Any, progress: Progress) -> None:
     names = {SANDBOX: ["sandbox"], AGENT: ["sandbox", "agent"]}.get(image)
     if names is None:
         return
-    for name, state in ((s.name, s.state) for s in status(engine, names)):
+    for name in names:  # in order; asked afresh, as building the sandbox rebuilds an agent image
+        state = status(engine, [name])[0].state
         if state == "current":
             continue
         why = "is not built yet" if state == "missing" else "was built by another coatcheck version"

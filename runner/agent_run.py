@@ -35,9 +35,12 @@ TRANSCRIPT_BYTES = 64 * 1024 * 1024
 
 def prepare_workspace(agent: Any, timeout: float | None) -> Path:
     """A private host directory for /workspace, holding the job's workspace and the task."""
-    ws = Path(tempfile.mkdtemp(prefix="cc-ws-"))
+    # A private parent (0700, ours) around the directory the sandbox gets: other users of the
+    # host can't reach it even where it must be opened up for the sandbox user (rootless).
+    ws = Path(tempfile.mkdtemp(prefix="cc-ws-")) / "workspace"
     if agent.workspace is not None:
-        shutil.copytree(agent.workspace, ws, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(agent.workspace, ws, symlinks=True)
+    ws.mkdir(exist_ok=True)
     (ws / ".coatcheck").mkdir(exist_ok=True)
     (ws / "out").mkdir(exist_ok=True)
     task = {
@@ -56,7 +59,7 @@ def _give_to_sandbox(ws: Path) -> None:
         for path in [ws, *ws.rglob("*")]:
             os.lchown(path, SANDBOX_UID, SANDBOX_UID)
         os.chmod(ws, 0o700)
-    else:  # a rootless runner can't chown: open the directory, inside a private parent
+    else:  # a rootless runner can't chown: open the directory up, inside its private parent
         for path in [ws, *ws.rglob("*")]:
             if not path.is_symlink():
                 os.chmod(path, 0o777 if path.is_dir() else 0o666)  # noqa: S103
@@ -166,4 +169,4 @@ def _result(path: Path) -> dict[str, Any]:
 
 
 def remove_workspace(ws: Path) -> None:
-    shutil.rmtree(ws, ignore_errors=True)
+    shutil.rmtree(ws.parent, ignore_errors=True)

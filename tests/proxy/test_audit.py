@@ -18,30 +18,19 @@ from proxy.addon import Coatcheck, Tunnel, run_peername
 from proxy.audit import Audit
 from proxy.engine import DictValues, Engine
 from proxy.runs import parse_run
+from tests.proxy.test_addon import Recorder
 
 VALUE = "real-secret-value-0123456789"
 HOST = "api.example.test"
 PH = "ccph_" + "B" * 26
 
 
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.lines.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 @pytest.fixture
-def addon() -> tuple[Coatcheck, Lines]:
+def addon() -> tuple[Coatcheck, Recorder]:
     engine = Engine(DictValues({"TOKEN": VALUE}))
     secret = {"name": "TOKEN", "placeholder": PH, "domains": [HOST]}
     engine.register(parse_run({"run_id": "r-audit1", "secrets": [secret], "on_leak": "block"}))
-    lines = Lines()
+    lines = Recorder()
     return Coatcheck(engine, Audit(lines)), lines  # type: ignore[arg-type]
 
 
@@ -54,7 +43,7 @@ def _flow(addon: Coatcheck, body: bytes) -> http.HTTPFlow:
     return f
 
 
-def _injected(lines: Lines) -> list[list[str]]:
+def _injected(lines: Recorder) -> list[list[str]]:
     assert all(VALUE not in line for line in lines.lines)
     return [json.loads(line)["secrets_injected"] for line in lines.lines]
 

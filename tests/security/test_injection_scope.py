@@ -257,6 +257,19 @@ def test_read_only_secret_is_not_injected_into_writes(proxy, upstream, trail, ca
         pytest.param("/v1/../admin", id="dot-dot-segment"),
         pytest.param("/v1/%2e%2e/admin", id="encoded-dot-dot"),
         pytest.param("//v1/x", id="double-slash"),
+        # Round two: what servers route differently from how the rule reads it.
+        pytest.param("/v1/..;/admin", id="tomcat-path-parameter"),
+        pytest.param("/v1/%2e%2e;/admin", id="encoded-dots-with-parameter"),
+        pytest.param("/v1/%252e%252e/admin", id="double-encoded-dots"),
+        pytest.param("/v1/%c0%ae%c0%ae/admin", id="overlong-utf8-dots"),
+        pytest.param("/v1/%u002e%u002e/admin", id="iis-u-dots"),
+        pytest.param("/v1/..%00/admin", id="dots-then-nul"),
+        pytest.param("/v1/..%09/admin", id="dots-then-tab"),
+        pytest.param("/v1/..%2fadmin", id="encoded-slash"),
+        pytest.param("/v1/..\\admin", id="backslash"),
+        pytest.param("/v1/.../admin", id="trailing-dot-trimming"),
+        pytest.param("/v1/;/../admin", id="empty-parameter-segment"),
+        pytest.param("/v1/%2E%2E/admin", id="upper-case-encoded-dots"),
     ],
 )
 def test_path_restricted_secret_is_not_injected_outside_its_paths(
