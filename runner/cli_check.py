@@ -20,18 +20,20 @@ def check_file(path: Path, *, home: Path) -> dict[str, Any]:
 
     try:
         job = load_job(path)
-        check_vault(job, path, home=home)
+        note = check_vault(job, path, home=home, require_key=False)
     except InvalidJobFile as exc:
         problems = [{"field": f, "message": m} for f, m in exc.problems]
         return {"file": str(path), "ok": False, "problems": problems}
-    return {"file": str(path), "ok": True, "name": job.name, "kind": job.kind}
+    verdict = {"file": str(path), "ok": True, "name": job.name, "kind": job.kind}
+    return {**verdict, "note": f"before it runs here: {note}"} if note else verdict
 
 
 @click.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of verdicts on stdout.")
 def check_command(files: tuple[Path, ...], as_json: bool) -> None:
-    """Validate job FILES without running them (the vault too, for an agent's key).
+    """Validate job FILES without running them (the vault too, for an agent's key: a vaulted
+    key must fit the job; one not vaulted yet is only a note, as `coatcheck run` needs it).
 
     \b
     Prints `ok NAME (command|agent)` per good file; for a bad one, one line per problem
@@ -45,6 +47,8 @@ def check_command(files: tuple[Path, ...], as_json: bool) -> None:
         for v in verdicts:
             if v["ok"]:
                 click.echo(f"ok {v['name']} ({v['kind']})")
+                if v.get("note"):
+                    click.echo(f"{v['file']}: note: {v['note']}", err=True)
             for p in v.get("problems", ()):
                 where = f"{v['file']}: {p['field']}: " if p["field"] else f"{v['file']}: "
                 click.echo(where + p["message"], err=True)

@@ -20,15 +20,21 @@ MESSAGES_PATH = "/v1/messages"
 FIX = f"`coatcheck vault set {API_KEY} --domains {API_HOST}` (the key on stdin)"
 
 
+def missing_key(home: Path) -> str:
+    return f"no secret {API_KEY} in the vault at {home}; add it with {FIX}"
+
+
 def vault_problems(
-    job: Job, metas: Mapping[str, Any], *, home: Path
+    job: Job, metas: Mapping[str, Any], *, home: Path, require_key: bool = True
 ) -> tuple[tuple[str, str], ...]:
-    """``(field, message)`` problems of ``job`` given the vault's metadata by name. Pure."""
+    """``(field, message)`` problems of ``job`` given the vault's metadata by name. Pure.
+    Without ``require_key``, a key that is not vaulted yet is no problem (``coatcheck check``
+    on a machine that will run the job elsewhere); a vaulted one must still fit."""
     if job.agent is None:
         return ()
     meta = metas.get(API_KEY)
     if meta is None:
-        return (("secrets", f"no secret {API_KEY} in the vault at {home}; add it with {FIX}"),)
+        return (("secrets", missing_key(home)),) if require_key else ()
     out = []
     try:
         patterns = parse_patterns(meta.domains)
@@ -58,13 +64,15 @@ def vault_problems(
     return tuple(("secrets", message) for message in out)
 
 
-def check_vault(job: Job, source: Path, *, home: Path) -> None:
-    """InvalidJobFile if the vault at ``home`` does not serve ``job`` (see vault_problems)."""
+def check_vault(job: Job, source: Path, *, home: Path, require_key: bool = True) -> str | None:
+    """InvalidJobFile if the vault at ``home`` does not serve ``job`` (see vault_problems);
+    without ``require_key``, the note to show when the key is not vaulted yet."""
     if job.agent is None:
-        return
+        return None
     from vault.store import Vault
 
     metas = {m.name: m for m in Vault.open(home).list()}
-    problems = vault_problems(job, metas, home=home)
+    problems = vault_problems(job, metas, home=home, require_key=require_key)
     if problems:
         raise InvalidJobFile(str(source), problems)
+    return None if API_KEY in metas else missing_key(home)

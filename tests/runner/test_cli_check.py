@@ -51,14 +51,19 @@ def test_the_examples_pass_check(model_key: None, capsys: pytest.CaptureFixture[
     assert err == ""
 
 
-def test_agent_examples_fail_without_the_model_key(capsys: pytest.CaptureFixture[str]) -> None:
+def test_agent_examples_pass_without_the_model_key_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`check` validates job files on any machine (a CI lint step); the key that is not vaulted
+    here yet is a note naming the fix, and `coatcheck run` refuses until it is there."""
     code = main(["check", *map(str, EXAMPLES)])
     out, err = capsys.readouterr()
-    assert code == 2
-    assert out.splitlines() == ["ok ci-smoke (command)"]
-    assert "nightly-error-triage.toml: secrets: no secret ANTHROPIC_API_KEY" in err
+    assert code == 0, err
+    assert len(out.splitlines()) == 3
+    assert (
+        "nightly-error-triage.toml: note: before it runs here: no secret ANTHROPIC_API_KEY" in err
+    )
     assert "`coatcheck vault set ANTHROPIC_API_KEY --domains api.anthropic.com`" in err
-    assert err.splitlines()[-1] == "coatcheck: 2 of 3 job files need fixing"
 
 
 def test_bad_files_print_one_line_per_problem_and_exit_2(
