@@ -118,6 +118,10 @@ def main() -> int:
         _say(f"  [{'x' if log_clean else ' '}] the proxy's audit log names the secret it "
              "injected, never its value")  # fmt: skip
         ok = got_real and sandbox_clean and refused and log_clean
+        sys.path.insert(0, str(Path(__file__).parent))
+        from demo_agent import agent_part
+
+        ok = agent_part(coatcheck, env, work, _say) and ok
         _say("\ndemo " + ("passed" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
