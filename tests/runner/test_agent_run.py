@@ -12,16 +12,25 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
 from tests.runner.test_job_run import ran
-from tests.sandbox.helpers import Home, coatcheck, vault_set
+from tests.sandbox.helpers import (
+    Home,
+    coatcheck,
+    finish,
+    sandboxes_of,
+    start_coatcheck,
+    vault_set,
+)
 from tests.support.fake_anthropic import FakeAnthropic
-from tests.support.fake_anthropic_script import Turn
+from tests.support.fake_anthropic_script import Gate, Turn
 from tests.support.upstream import Upstream, received_with
 
 pytestmark = pytest.mark.docker
@@ -108,3 +117,26 @@ def test_agent_job_uses_real_keys_only_at_the_boundary(
             seen += path.read_text(errors="replace")
     for value in keys.values():
         assert value not in seen
+
+
+def test_a_running_agents_container_holds_only_placeholders(
+    home: Home, keys: dict[str, str], fake: FakeAnthropic, ca_file: Path, tmp_path: Path,
+    docker_api: Any,
+) -> None:  # fmt: skip
+    """``docker inspect`` while the agent waits for its model: no real value in its config."""
+    gate = Gate(after=2)
+    fake.enqueue(Turn.text("done").gated(gate))
+    proc = start_coatcheck(home, "run", str(job_file(tmp_path, ca_file, fake)))
+    started = time.monotonic()
+    try:
+        assert gate.reached.wait(120), "the agent never called its model"
+        (container,) = sandboxes_of(docker_api, proc.pid)
+        inspected = json.dumps(docker_api.api.inspect_container(container.id))
+        env = docker_api.api.inspect_container(container.id)["Config"]["Env"]
+        assert any(e.startswith("ANTHROPIC_API_KEY=ccph_") for e in env)
+        for value in keys.values():
+            assert value not in inspected
+    finally:
+        gate.release()
+    result = finish(proc, started)
+    assert result.code == 0, result
