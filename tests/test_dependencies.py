@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("core", "proxy", "sandbox", "runner", "vault", "images")
-OWN = set(SHIPPED) | {"tests", "examples"}
+OWN = set(SHIPPED) | {"tests", "examples"} | {p.stem for p in (ROOT / "examples").glob("*.py")}
 # Standard-library modules of Python versions newer than this one, imported under a version check.
 LATER_STDLIB = {"compression"}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
