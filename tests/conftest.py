@@ -176,14 +176,27 @@ def session_vault(proxy_home: Path) -> Vault:
     return Vault.open(proxy_home, keystore=FileKeystore(proxy_home / "vault.key"))
 
 
+@contextlib.contextmanager
+def vault_key_of(home: Path) -> Iterator[None]:
+    """COATCHECK_VAULT_KEY_FILE names ``home``'s key while a test proxy starts (the service
+    inherits it), and is restored afterwards."""
+    old = os.environ.get("COATCHECK_VAULT_KEY_FILE")
+    os.environ["COATCHECK_VAULT_KEY_FILE"] = str(home / "vault.key")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("COATCHECK_VAULT_KEY_FILE", None)
+        else:
+            os.environ["COATCHECK_VAULT_KEY_FILE"] = old
+
+
 @pytest.fixture(scope="session")
 def proxy(proxy_home: Path, ca_file: Path, session_vault: Vault) -> Iterator[ProxyHarness]:
     sockets = Path(f"/tmp/cc-test-{os.getpid()}")
-    old = os.environ.get("COATCHECK_VAULT_KEY_FILE")
-    os.environ["COATCHECK_VAULT_KEY_FILE"] = str(proxy_home / "vault.key")
     for name in INHERITED:
         os.environ.pop(name, None)
-    try:
+    with vault_key_of(proxy_home):
         session_vault.list()
         harness = start_proxy(
             proxy_home,
@@ -191,11 +204,6 @@ def proxy(proxy_home: Path, ca_file: Path, session_vault: Vault) -> Iterator[Pro
             upstream_ca=ca_file,
             extra=tuple(f"--resolve={n}:127.0.0.1" for n in TEST_NAMES),
         )
-    finally:
-        if old is None:
-            os.environ.pop("COATCHECK_VAULT_KEY_FILE", None)
-        else:
-            os.environ["COATCHECK_VAULT_KEY_FILE"] = old
     yield harness
     harness.close()
 

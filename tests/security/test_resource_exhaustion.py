@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_NAMES, client_for
+from tests.conftest import TEST_NAMES, client_for, vault_key_of
 from tests.security.conftest import API
 from tests.security.pressure import Closed, Peak, unix, wait_for
 from tests.security.wire import Conn, Response, build
@@ -50,9 +50,7 @@ STDERR_BYTES = 4096  # a flood is a few log lines, not one (or a traceback) per 
 def small(tmp_path_factory: pytest.TempPathFactory, ca_file: Path) -> Iterator[ProxyHarness]:
     home = tmp_path_factory.mktemp("exhaustion")
     sockets = Path(f"/tmp/cc-exh-{os.getpid()}")
-    old = os.environ.get("COATCHECK_VAULT_KEY_FILE")
-    os.environ["COATCHECK_VAULT_KEY_FILE"] = str(home / "vault.key")
-    try:
+    with vault_key_of(home):
         harness = start_proxy(
             home,
             sockets,
@@ -60,11 +58,6 @@ def small(tmp_path_factory: pytest.TempPathFactory, ca_file: Path) -> Iterator[P
             extra=(*(f"--resolve={n}:127.0.0.1" for n in TEST_NAMES), *LIMITS),
             stderr=home / "stderr.log",
         )
-    finally:
-        if old is None:
-            os.environ.pop("COATCHECK_VAULT_KEY_FILE", None)
-        else:
-            os.environ["COATCHECK_VAULT_KEY_FILE"] = old
     yield harness
     harness.close()
 
