@@ -20,6 +20,7 @@ and never escape it. No message ever contains a secret value.
     ├── SandboxError               exit 125: the sandbox can't be set up
     │   ├── DockerUnavailable      no Docker engine answers
     │   ├── ImageMissing           the sandbox image is not built
+    │   └── ImageUnfit             an agent job's image has no agent loop in it
     └── Stopped                    exit 128 + N: signal N (SIGTERM, SIGHUP) stopped a run
 """
 
@@ -102,6 +103,10 @@ class DockerUnavailable(SandboxError):
 
 
 class ImageMissing(SandboxError):
+    pass
+
+
+class ImageUnfit(SandboxError):
     pass
 
 

@@ -27,6 +27,7 @@ from core.errors import SandboxError, UsageError
 BASE = "coatcheck/base:trixie"
 SANDBOX = "coatcheck/sandbox:latest"
 LABEL_RECIPE = "org.coatcheck.recipe"
+LABEL_IMAGE = "org.coatcheck.image"  # base | sandbox | agent; images built FROM ours inherit it
 SUITE = "trixie"
 MIRROR_ENV = "COATCHECK_DEBIAN_MIRROR"
 AGENT = "coatcheck/agent:latest"

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from core import logs, messages, placeholders
 from core.errors import (
     CoatcheckError,
+    ImageUnfit,
     RegistrationRefused,
     SandboxError,
     Stopped,
@@ -164,7 +165,7 @@ def execute(
     paths = ProxyPaths.for_home(home)
     cert = ca.ensure_ca(paths.confdir)
     sandboxes = sandboxes or Sandboxes()
-    _ensure_image(req.image, sandboxes, err)
+    _ensure_image(req.image, sandboxes, err, agent=req.workspace is not None)
     ephemeral: EphemeralProxy | None = None
     bundle: Path | None = None
     warm = control.ping(paths.control) is not None
@@ -227,8 +228,10 @@ def _sandbox_bundle(cert: Path, run_dir: Path, paths: ProxyPaths) -> Path:
         return ca.write_sandbox_bundle(cert, paths.sandbox_bundle)
 
 
-def _ensure_image(image: str, sandboxes: Any, err: IO[bytes]) -> None:
-    """coatcheck's own image is built on first use (and after an upgrade), with progress."""
+def _ensure_image(image: str, sandboxes: Any, err: IO[bytes], *, agent: bool = False) -> None:
+    """coatcheck's own image is built on first use (and after an upgrade), with progress. An
+    agent job's own image must carry the agent loop: it is built FROM coatcheck/agent (whose
+    label it inherits)."""
     from images import build
 
     def progress(line: str) -> None:
@@ -236,6 +239,13 @@ def _ensure_image(image: str, sandboxes: Any, err: IO[bytes]) -> None:
         err.flush()
 
     build.ensure(image, engine=sandboxes, progress=progress)
+    labels = sandboxes.image_labels(image) if agent else None
+    if labels is not None and labels.get(build.LABEL_IMAGE) != "agent":
+        raise ImageUnfit(
+            f"{image} has no coatcheck agent loop (/opt/coatcheck/agent), so it cannot run an "
+            f"agent job; build it FROM {build.AGENT} (e.g. a Dockerfile starting "
+            f'"FROM {build.AGENT}"), or leave image unset to use {build.AGENT}'
+        )
 
 
 def _log_run(

@@ -7,8 +7,11 @@ assistant's content goes back as it is and the model continues it, in the same m
 ``max_tokens``: complete tool calls still run; otherwise the model is asked to go on where it
 was cut. ``end_turn`` ends the run; ``refusal`` ends it as failed. The run also ends at
 ``max_turns``, at ``budget_tokens`` (input, cache and output tokens over the run) and at its
-deadline. Rate limits, overload, 5xx and connection errors are retried by the SDK, honouring
-``retry-after``; what still fails is reported as an API failure.
+deadline. Rate limits, overload, 5xx and connection errors before a response starts are retried
+by the SDK, honouring ``retry-after``. A stream that fails after it started (an ``error`` event
+such as ``overloaded_error``, or the connection cut) is not the SDK's to retry: the loop retries
+the turn itself, from the start, up to ``MIDSTREAM_RETRIES`` times with backoff. What still
+fails, or an error that no retry can fix (an invalid request), is reported as an API failure.
 
 Prompt caching: ``cache_control`` on the last tool, on the system prompt and on the newest
 message's last block (three breakpoints, under the API's four), so each turn re-reads the run's
@@ -31,6 +34,9 @@ TOOL_TYPES = {
     "editor": {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
 }
 TOOL_NAMES = {"bash": "bash", "str_replace_based_edit_tool": "editor"}
+MIDSTREAM_RETRIES = 3
+BACKOFF_S = (1.0, 2.0, 4.0)
+TRANSIENT = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 CONTINUE = "Your last response was cut off at max_tokens. Continue from where it stopped."
 
 
@@ -93,6 +99,7 @@ def run_agent(
     transcript: Transcript,
     progress: Callable[[dict[str, Any]], None] = lambda _p: None,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
     outcome = Outcome("max_turns", usage=dict.fromkeys(USAGE_KEYS, 0))
     messages: list[dict[str, Any]] = [
@@ -108,7 +115,7 @@ def run_agent(
         outcome.turns += 1
         progress({"turn": outcome.turns, "step": "model", "tokens": sum(outcome.usage.values())})
         try:
-            message = _call(client, task, system, messages)
+            message = _call_retrying(client, task, system, messages, transcript, sleep)
         except Exception as exc:  # the SDK's own retries are spent: report, don't crash
             outcome.status, outcome.error = "api_error", _describe(exc)
             transcript({"type": "error", "error": outcome.error})
@@ -154,6 +161,38 @@ def run_agent(
     return outcome
 
 
+class MidStream(Exception):
+    """A stream that failed after its response started; ``__cause__`` is the SDK's error."""
+
+
+def _call_retrying(client: Any, task: AgentTask, system: list[dict[str, Any]],
+                   messages: list[dict[str, Any]], transcript: Transcript,
+                   sleep: Callable[[float], None]) -> Any:  # fmt: skip
+    for attempt in range(MIDSTREAM_RETRIES + 1):
+        try:
+            return _call(client, task, system, messages)
+        except MidStream as exc:
+            cause = exc.__cause__ or exc
+            if attempt == MIDSTREAM_RETRIES or not transient(cause):
+                raise cause from None
+            wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            transcript({"type": "retry", "attempt": attempt + 1, "after_s": wait,
+                        "error": _describe(cause)})  # fmt: skip
+            sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a mid-stream failure is worth another try: an error event of a transient type,
+    or any failure of the connection itself (no status: the stream was cut)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error")
+        kind = error.get("type") if isinstance(error, dict) else body.get("type")
+        return kind in TRANSIENT
+    return getattr(exc, "status_code", None) is None
+
+
 def _call(client: Any, task: AgentTask, system: list[dict[str, Any]],
           messages: list[dict[str, Any]]) -> Any:  # fmt: skip
     kwargs: dict[str, Any] = {
@@ -164,8 +203,11 @@ def _call(client: Any, task: AgentTask, system: list[dict[str, Any]],
     }
     if system:
         kwargs["system"] = system
-    with client.messages.stream(**kwargs) as stream:
-        return stream.get_final_message()
+    with client.messages.stream(**kwargs) as stream:  # opening it: the SDK's retries
+        try:
+            return stream.get_final_message()
+        except Exception as exc:
+            raise MidStream() from exc
 
 
 def _run_tool(call: dict[str, Any], tools: Mapping[str, Tool], transcript: Transcript

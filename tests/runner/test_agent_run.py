@@ -61,17 +61,21 @@ def fake(test_ca: trustme.CA, keys: dict[str, str]) -> Iterator[FakeAnthropic]:
         yield f
 
 
-def job_file(where: Path, ca_file: Path, fake: FakeAnthropic, **agent: str) -> Path:
+def job_file(
+    where: Path, ca_file: Path, fake: FakeAnthropic, *, timeout: str = "3m", image: str = "",
+    **agent: object,
+) -> Path:  # fmt: skip
     shutil.copy(ca_file, where / "ca.pem")
-    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in agent.items())
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in {"max_turns": 6, **agent}.items())
+    top = f"image = {json.dumps(image)}\n" if image else ""
     path = where / "agent.toml"
     path.write_text(
         'name = "agent-e2e"\nsecrets = ["ANTHROPIC_API_KEY", "API_TOKEN"]\n'
         'resolve = ["api.anthropic.com:127.0.0.1", "api.coatcheck.test:127.0.0.1"]\n'
-        'upstream_ca = ["ca.pem"]\ntimeout = "3m"\n'
+        f'upstream_ca = ["ca.pem"]\ntimeout = "{timeout}"\n{top}'
         f'[env]\nANTHROPIC_BASE_URL = "{fake.url_as()}"\n'
         f'[agent]\nmodel = "{MODEL}"\nprompt = "Check the API and write a report."\n'
-        f"max_turns = 6\n{lines}"
+        f"{lines}"
     )
     return path
 

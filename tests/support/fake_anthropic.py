@@ -160,6 +160,11 @@ class FakeAnthropic:
             self._script.extend(made)
         return made
 
+    def clear(self) -> None:
+        """Drop what is left of the script (a test that stopped early leaves turns behind)."""
+        with self._lock:
+            self._script.clear()
+
     @property
     def pending(self) -> int:
         return len(self._script)

@@ -37,9 +37,10 @@ def tools(workspace: Path) -> Iterator[dict[str, Any]]:
 
 def run(client: anthropic.Anthropic, tools: dict[str, Any], **kw: Any) -> tuple[Outcome, list]:  # noqa: F811
     events: list[dict[str, Any]] = []
+    sleep = kw.pop("sleep", lambda _s: None)
     task = AgentTask(model=MODEL, prompt=kw.pop("prompt", "do the task"), max_turns=kw.pop(
         "max_turns", 10), max_tokens=1024, **kw)  # fmt: skip
-    outcome = run_agent(client, task, tools=tools, transcript=events.append)
+    outcome = run_agent(client, task, tools=tools, transcript=events.append, sleep=sleep)
     return outcome, events
 
 
@@ -120,13 +121,40 @@ def test_pause_turn_and_max_tokens_continue(fake_api, client, tools, retry_clock
     assert "cut off at max_tokens" in continued["text"]
 
 
-@pytest.mark.parametrize(
-    "turn",
-    [Turn.text("partial answer").failing(after=3), Turn.text("partial answer").dropped(after=3)],
-    ids=["error-event-mid-stream", "connection-dropped-mid-stream"],
-)
-def test_a_stream_that_fails_midway_is_reported_not_crashed(fake_api, client, tools, turn):  # noqa: F811
-    fake_api.enqueue(Turn.tool("bash", {"command": "true"}), turn)
+MID_STREAM = {
+    "error-event": lambda: Turn.text("partial answer").failing(after=3),
+    "api-error-event": lambda: Turn.text("partial").failing(after=2, type="api_error"),
+    "connection-dropped": lambda: Turn.text("partial answer").dropped(after=3),
+}
+
+
+@pytest.mark.parametrize("failure", MID_STREAM.values(), ids=MID_STREAM.keys())
+def test_a_stream_that_fails_midway_is_retried_from_the_start(fake_api, client, tools, failure):  # noqa: F811
+    waits: list[float] = []
+    fake_api.enqueue(Turn.tool("bash", {"command": "true"}), failure(), failure(),
+                     Turn.text("the whole answer"))  # fmt: skip
+    outcome, events = run(client, tools, sleep=waits.append)
+    assert (outcome.status, outcome.exit_code, outcome.turns) == ("done", 0, 2)
+    assert outcome.final_text == "the whole answer" and waits == [1.0, 2.0]
+    assert [e["attempt"] for e in events if e["type"] == "retry"] == [1, 2]
+    # The retried request is the same turn again: the same conversation, not a continuation.
+    assert fake_api.requests[-1].body["messages"] == fake_api.requests[-2].body["messages"]
+
+
+@pytest.mark.parametrize("failure", MID_STREAM.values(), ids=MID_STREAM.keys())
+def test_a_stream_that_keeps_failing_midway_is_reported_not_crashed(
+    fake_api, client, tools, failure
+):  # noqa: F811
+    fake_api.enqueue(Turn.tool("bash", {"command": "true"}), *(failure() for _ in range(4)))
     outcome, events = run(client, tools)
     assert (outcome.status, outcome.exit_code, outcome.turns) == ("api_error", 3, 2)
     assert events[-1]["type"] == "error" and outcome.error
+    assert len(fake_api.requests) == 5  # the first turn, then the second tried four times
+
+
+def test_an_error_no_retry_can_fix_is_reported_at_once(fake_api, client, tools):  # noqa: F811
+    fake_api.enqueue(Turn.text("partial").failing(after=2, type="invalid_request_error",
+                                                  message="bad request"))  # fmt: skip
+    outcome, events = run(client, tools)
+    assert (outcome.status, outcome.exit_code) == ("api_error", 3)
+    assert not [e for e in events if e["type"] == "retry"] and len(fake_api.requests) == 1
