@@ -234,7 +234,7 @@ def _block(block: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None or k == "input"}
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
     text = str(getattr(exc, "message", "") or exc)[:500]
     return f"{type(exc).__name__}" + (f" {status}" if status else "") + f": {text}"
