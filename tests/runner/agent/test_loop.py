@@ -142,9 +142,7 @@ def test_a_stream_that_fails_midway_is_retried_from_the_start(fake_api, client, 
 
 
 @pytest.mark.parametrize("failure", MID_STREAM.values(), ids=MID_STREAM.keys())
-def test_a_stream_that_keeps_failing_midway_is_reported_not_crashed(
-    fake_api, client, tools, failure
-):  # noqa: F811
+def test_a_stream_that_keeps_failing_midway_is_reported(fake_api, client, tools, failure):  # noqa: F811
     fake_api.enqueue(Turn.tool("bash", {"command": "true"}), *(failure() for _ in range(4)))
     outcome, events = run(client, tools)
     assert (outcome.status, outcome.exit_code, outcome.turns) == ("api_error", 3, 2)
