@@ -29,3 +29,22 @@ def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
         proc.wait()
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def die_with_parent(parent: int) -> bool:
+    """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so
+    a run started by ``coatcheck serve`` stops (and removes its sandbox) when the service is
+    killed, even with ``kill -9``. False where that can't be arranged (not Linux). If the
+    parent is already gone, SIGTERM is sent at once."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG = 1
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True

@@ -1,4 +1,5 @@
-"""The ``coatcheck`` command: ``run``, ``check``, ``vault``, ``proxy`` and ``images``.
+"""The ``coatcheck`` command: ``run``, ``check``, ``vault``, ``proxy``, ``images``, ``runs``,
+``serve``, ``deploy`` and ``deployments``.
 
 Errors are ``CoatcheckError``s; they are printed as ``coatcheck: error: ...`` and exit with
 their code (2 usage, 125 when a sandbox can't be set up). Each group lives in its own module.
@@ -12,9 +13,12 @@ import click
 
 from core.errors import CoatcheckError
 from runner.cli_check import check_command
+from runner.cli_deployments import deployments_group
 from runner.cli_images import images_group
 from runner.cli_proxy import proxy_command
 from runner.cli_run import run_command
+from runner.cli_runs import runs_group
+from runner.cli_serve import deploy_command, serve_command
 from vault.cli import vault_group
 
 
@@ -33,6 +37,10 @@ cli.add_command(check_command, "check")
 cli.add_command(vault_group, "vault")
 cli.add_command(proxy_command, "proxy")
 cli.add_command(images_group, "images")
+cli.add_command(runs_group, "runs")
+cli.add_command(serve_command, "serve")
+cli.add_command(deploy_command, "deploy")
+cli.add_command(deployments_group, "deployments")
 
 
 def main(argv: list[str] | None = None) -> int:

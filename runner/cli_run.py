@@ -8,7 +8,11 @@ XML result.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +96,45 @@ def job_request(job: Any, flags: dict[str, Any]) -> Any:
     )
 
 
-def _load_job(path: Path) -> Any:
-    """A job file, checked against the vault too."""
+HISTORY_STATUS = {"timeout": "timed_out", "stopped": "cancelled"}
+
+
+def _remember(done: Any) -> None:
+    """A plain run lands in the run history too (trigger ``manual``, actor ``cli``). Best
+    effort: a locked or broken history database never fails the run; it says so."""
+    import sqlite3
+
+    from core.errors import CoatcheckError
+    from runner.history import History, history_path
+
+    record = done.record
+    try:
+        with History.open(history_path(coatcheck_home()), new_id=lambda: record.id) as h:
+            rid, _ = h.runs.create_triggered(None, "manual", actor="cli",
+                                             run_dir=str(done.run_dir.path))  # fmt: skip
+            h.runs.mark_running(rid, started_at=record.started)
+            h.runs.finish(rid, HISTORY_STATUS.get(record.status, record.status),
+                          exit_code=record.exit_code, reason=record.error)  # fmt: skip
+    except (CoatcheckError, OSError, sqlite3.Error) as exc:
+        click.echo(f"coatcheck: warning: the run is not in the history: {exc}", err=True)
+
+
+def _readable_copy(src: Path) -> Path:
+    """A copy of the run's input that the sandbox user can read (mounted read-only), in a
+    private directory of ours, removed after the run."""
+    copy = Path(tempfile.mkdtemp(prefix="cc-in-")) / "input"
+    shutil.copyfile(src, copy)
+    os.chmod(copy, 0o644)
+    return copy
+
+
+def _load_job(path: Path, *, base: Path | None = None) -> Any:
+    """A job file, checked against the vault too (``base``: where its relative paths start,
+    when not beside it: a deployment's snapshot)."""
     from runner.jobcheck import check_vault
     from runner.jobfile import load_job
 
-    job = load_job(path)
+    job = load_job(path, base=base)
     check_vault(job, path, home=coatcheck_home())
     return job
 
@@ -153,12 +190,28 @@ def _load_job(path: Path) -> Any:
     help="Also write the result as JUnit XML (for CI), with the run's output.",
 )
 @click.option("--log-json", is_flag=True, help="Print the run's JSON log line on stderr.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Hand FILE to the run as untrusted input: read-only at $COATCHECK_INPUT.",
+)
+# coatcheck serve's children: the service records the run, and the run dies with the service.
+@click.option("--run-id", hidden=True, default=None)
+@click.option("--job-base", hidden=True, default=None, type=click.Path(path_type=Path))
+@click.option("--parent-pid", hidden=True, default=None, type=int)
 @click.argument("command", nargs=-1, required=True, metavar="JOBFILE | -- COMMAND [ARG]...")
 @click.pass_context
 def run_command(
     ctx: click.Context,
     junit_file: Path | None,
     log_json: bool,
+    input_file: Path | None,
+    run_id: str | None,
+    job_base: Path | None,
+    parent_pid: int | None,
     command: tuple[str, ...],
     **flags: Any,
 ) -> None:
@@ -179,6 +232,10 @@ def run_command(
     from runner.recorded import run_recorded
     from runner.run import DEFAULT_IMAGE, RunRequest, stop_on_signals
 
+    if parent_pid is not None:
+        from core.pids import die_with_parent
+
+        die_with_parent(parent_pid)
     if junit_file is not None and not junit_file.parent.is_dir():
         raise UsageError(
             f"--junit {junit_file}: no directory {junit_file.parent}; create it or write the "
@@ -191,7 +248,7 @@ def run_command(
                 f"{command[0]} is a job file: it runs its own command; flags go before or "
                 "after it, and a command goes after `--` instead"
             )
-        job = _load_job(Path(command[0]))
+        job = _load_job(Path(command[0]), base=job_base)
         req = job_request(job, flags)
     else:
         req = RunRequest(
@@ -206,13 +263,17 @@ def run_command(
             timeout=flags["timeout"],
             on_leak=flags["on_leak"] or "log",
         )
+    if input_file is not None:
+        req = replace(req, input_file=_readable_copy(input_file))
     workspace = None
     terminal: Any = None
     if job is not None and job.agent is not None:
         from runner import agent_run
         from runner.progress import ProgressFilter
 
-        workspace = agent_run.prepare_workspace(job.agent, req.timeout)
+        workspace = agent_run.prepare_workspace(
+            job.agent, req.timeout, has_input=input_file is not None
+        )
         req = agent_run.agent_request(req, workspace)
         tty = sys.stderr.isatty() and not log_json
         terminal = ProgressFilter(sys.stderr.buffer, tty=tty)
@@ -226,6 +287,7 @@ def run_command(
                 junit_file=junit_file,
                 stderr=terminal,
                 log=sys.stderr if log_json else None,
+                run_id=run_id,
             )
         if workspace is not None:
             from runner import agent_run
@@ -239,6 +301,10 @@ def run_command(
             from runner import agent_run
 
             agent_run.remove_workspace(workspace)
+        if req.input_file is not None:
+            shutil.rmtree(req.input_file.parent, ignore_errors=True)
+    if run_id is None:  # coatcheck serve records its own runs
+        _remember(done)
     if done.error is not None:
         click.echo(f"coatcheck: error: {done.error.message}", err=True)
     click.echo(done.closing_line(), err=True)

@@ -47,7 +47,11 @@ from runner.jobfields import (
     quote,
     relative,
 )
-from runner.jobproblems import FieldError, problems_of
+from runner.jobproblems import HINTS, FieldError, problems_of
+from runner.schedule.fields import HINTS as SCHEDULE_HINTS
+from runner.schedule.fields import GithubTrigger, Notify, Schedule, Triggers
+
+HINTS.update(SCHEDULE_HINTS)  # the deployment tables' hints (fields.py can't be imported there)
 
 API_KEY: Final = "ANTHROPIC_API_KEY"
 API_HOST: Final = "api.anthropic.com"
@@ -167,6 +171,9 @@ class Job(BaseModel):
     on_leak: Literal["log", "block"] = "log"
     command: Strings | None = None
     agent: Agent | None = None
+    schedule: Schedule | None = None  # coatcheck deploy: when it fires (scheduler.md)
+    trigger: Triggers | None = None  # [trigger.github]: which webhook deliveries fire it
+    notify: Notify | None = None  # who hears about failures, time-outs, misses
 
     @property
     def kind(self) -> Literal["command", "agent"]:
@@ -264,19 +271,24 @@ _FIELDS: Final = {
     "": tuple(Job.model_fields),
     "agent": tuple(Agent.model_fields),
     "resources": tuple(Resources.model_fields),
+    "schedule": tuple(Schedule.model_fields),
+    "trigger": tuple(Triggers.model_fields),
+    "trigger.github": tuple(GithubTrigger.model_fields),
+    "notify": tuple(Notify.model_fields),
 }
 
 
-def parse_job(data: dict[str, Any], *, source: Path) -> Job:
-    """``data`` (a parsed TOML document) as a Job; InvalidJobFile naming each problem."""
-    context = {"base": source.parent.resolve(), "stem": source.stem}
+def parse_job(data: dict[str, Any], *, source: Path, base: Path | None = None) -> Job:
+    """``data`` (a parsed TOML document) as a Job; InvalidJobFile naming each problem.
+    Relative paths start at ``base`` (default: the file's directory)."""
+    context = {"base": (base or source.parent).resolve(), "stem": source.stem}
     try:
         return Job.model_validate(data, context=context)
     except ValidationError as exc:
         raise InvalidJobFile(str(source), problems_of(exc, _FIELDS)) from None
 
 
-def load_job(path: Path) -> Job:
+def load_job(path: Path, *, base: Path | None = None) -> Job:
     """Read and check the job file at ``path``; InvalidJobFile says what to fix."""
     try:
         text = path.read_bytes().decode("utf-8")
@@ -293,4 +305,4 @@ def load_job(path: Path) -> Job:
         raise InvalidJobFile(
             str(path), (("", f"not valid TOML: {exc}; see https://toml.io for the syntax"),)
         ) from None
-    return parse_job(data, source=path)
+    return parse_job(data, source=path, base=base)

@@ -76,11 +76,12 @@ def run_recorded(
     log: IO[str] | None = None,
     run: Callable[..., int] = execute,
     clock: Callable[[], datetime] = utc_now,
+    run_id: str | None = None,
 ) -> Finished:
     """Run ``req`` and record it. A CoatcheckError that ends the run is returned in
     ``Finished.error`` (the run has a record by then); bad flags raise before a run exists."""
     check_flags(req)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     run_dir = RunDir.create(home, run_id)
     audit = ProxyPaths.for_home(home).audit_log
     offset = audit_offset(audit)

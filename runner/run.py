@@ -55,6 +55,7 @@ class RunRequest:
     on_leak: str = "log"
     limits: Limits | None = None  # None: the sandbox's defaults
     workspace: Path | None = None  # agent runs: a host directory mounted at /workspace
+    input_file: Path | None = None  # a trigger's body, untrusted: $COATCHECK_INPUT, read-only
 
 
 def new_run_id() -> str:
@@ -196,6 +197,7 @@ def execute(
             timeout=req.timeout,
             limits=req.limits if req.limits is not None else Limits(),
             workspace=req.workspace,
+            input_file=req.input_file,
         )
         code = sandboxes.run(
             spec,

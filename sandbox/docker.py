@@ -63,9 +63,11 @@ class SandboxSpec:
     timeout: float | None = None
     limits: Limits = Limits()
     workspace: Path | None = None  # a host directory mounted read-write at /workspace
+    input_file: Path | None = None  # a trigger's body: untrusted data, mounted read-only
 
 
 WORKSPACE_MOUNT = "/workspace"
+INPUT_MOUNT = "/run/coatcheck-input"  # $COATCHECK_INPUT: a file, when the run has an input
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
@@ -78,6 +80,8 @@ def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
     env["COATCHECK_PROXY_SOCKET"] = f"{SOCKET_MOUNT}/proxy.sock"
     env["COATCHECK_PROXY_PORT"] = str(PROXY_PORT)
     env["COATCHECK_RUN_ID"] = spec.run_id
+    if spec.input_file is not None:
+        env["COATCHECK_INPUT"] = INPUT_MOUNT
     return env
 
 
@@ -212,6 +216,11 @@ class Sandboxes:
                         **(
                             {str(spec.workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}}
                             if spec.workspace is not None
+                            else {}
+                        ),
+                        **(
+                            {str(spec.input_file): {"bind": INPUT_MOUNT, "mode": "ro"}}
+                            if spec.input_file is not None
                             else {}
                         ),
                     },

@@ -1,0 +1,1 @@
+"""`coatcheck serve`: the scheduler, its HTTP triggers and their pure checks."""
