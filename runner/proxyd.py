@@ -27,7 +27,14 @@ def command(*args: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return service.main(sys.argv[1:] if argv is None else argv, open_values=open_vault_values)
+    """``--parent-pid PID`` (coatcheck serve's own proxy): stop when that process dies."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) >= 2 and args[0] == "--parent-pid" and args[1].isdigit():
+        from core.pids import die_with_parent
+
+        die_with_parent(int(args[1]))
+        args = args[2:]
+    return service.main(args, open_values=open_vault_values)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX runs_deployment_created ON runs (deployment, created_at)",
         ),
     ),
+    (
+        2,
+        (
+            # Which service ("host:pid") started a pending or running run: a service starting
+            # up interrupts only the runs of services that are gone, never a live one's.
+            "ALTER TABLE runs ADD COLUMN owner TEXT",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1][0]

@@ -48,6 +48,7 @@ class Run:
     count: int
     missed_first: datetime | None
     missed_last: datetime | None
+    owner: str | None = None  # "host:pid" of the service that started it
 
 
 def run_of(row: sqlite3.Row) -> Run:

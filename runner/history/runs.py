@@ -32,10 +32,12 @@ class Runs:
         *,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_run_id,
+        owner: str | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._new_id = new_id
+        self._owner = owner
 
     # -- starting -------------------------------------------------------------------------
     def claim_slot(
@@ -47,9 +49,17 @@ class Runs:
         with self._db.write() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (id, deployment, status, trigger, slot, actor, created_at, "
-                "scheduled_at, config_version) VALUES (?, ?, 'pending', 'schedule', ?, "
-                "'scheduler', ?, ?, ?) ON CONFLICT DO NOTHING",
-                (run_id, deployment, to_text(slot), self._now(), to_text(slot), config_version),
+                "scheduled_at, config_version, owner) VALUES (?, ?, 'pending', 'schedule', ?, "
+                "'scheduler', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    run_id,
+                    deployment,
+                    to_text(slot),
+                    self._now(),
+                    to_text(slot),
+                    config_version,
+                    self._owner,
+                ),  # fmt: skip
             )
             return run_id if cur.rowcount == 1 else None
 
@@ -74,10 +84,10 @@ class Runs:
         with self._db.write() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (id, deployment, status, trigger, actor, idempotency_key, "
-                "delivery_id, created_at, scheduled_at, config_version, run_dir) "
-                "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "delivery_id, created_at, scheduled_at, config_version, run_dir, owner) "
+                "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (run_id, deployment, trigger, actor, idempotency_key, delivery_id, now, now,
-                 config_version, run_dir),
+                 config_version, run_dir, self._owner),
             )  # fmt: skip
             if cur.rowcount == 1:
                 return run_id, True
@@ -193,18 +203,27 @@ class Runs:
             return run_id
 
     # -- service start --------------------------------------------------------------------
-    def interrupt_unfinished(self, now: datetime | None = None) -> list[Run]:
-        """Every pending or running run becomes ``error``/``interrupted`` (the service that ran
-        it is gone). Returns them, ended, so the caller can remove their containers."""
+    def interrupt_unfinished(
+        self, now: datetime | None = None, *, alive: Callable[[str | None], bool] = lambda _o: False
+    ) -> list[Run]:
+        """Every pending or running run whose service is gone (``alive(owner)`` is False)
+        becomes ``error``/``interrupted``. Returns them, ended, so the caller can remove their
+        containers. A live service's runs are left alone."""
         when = to_text(now or self._clock())
         with self._db.write() as conn:
             rows = conn.execute(
-                "UPDATE runs SET status = 'error', reason = 'interrupted', "
-                "error_class = 'Interrupted', finished_at = ? "
-                "WHERE status IN ('pending', 'running') RETURNING *",
-                (when,),
+                "SELECT id, owner FROM runs WHERE status IN ('pending', 'running')"
             ).fetchall()
-        return sorted((run_of(r) for r in rows), key=lambda r: r.seq)
+            ended = []
+            for row in rows:
+                if alive(row["owner"]):
+                    continue
+                ended += conn.execute(
+                    "UPDATE runs SET status = 'error', reason = 'interrupted', "
+                    "error_class = 'Interrupted', finished_at = ? WHERE id = ? RETURNING *",
+                    (when, row["id"]),
+                ).fetchall()
+        return sorted((run_of(r) for r in ended), key=lambda r: r.seq)
 
     # -- questions ------------------------------------------------------------------------
     def running_runs(self, deployment: str | None = None) -> list[Run]:

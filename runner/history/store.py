@@ -27,11 +27,12 @@ class History:
         *,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_run_id,
+        owner: str | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.deployments = Deployments(db, clock=clock)
-        self.runs = Runs(db, clock=clock, new_id=new_id)
+        self.runs = Runs(db, clock=clock, new_id=new_id, owner=owner)
 
     @classmethod
     def open(
@@ -40,9 +41,11 @@ class History:
         *,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_run_id,
+        owner: str | None = None,
     ) -> History:
-        """Open (creating and migrating) the history file at ``path``."""
-        return cls(Database.open(path), clock=clock, new_id=new_id)
+        """Open (creating and migrating) the history file at ``path``. ``owner`` ("host:pid"
+        of a service) is recorded on the runs it starts."""
+        return cls(Database.open(path), clock=clock, new_id=new_id, owner=owner)
 
     def prune(
         self,

@@ -35,6 +35,7 @@ from runner.serve.book import Book
 from runner.serve.control import ControlServer
 from runner.serve.launcher import Launcher, ServePaths
 from runner.serve.notices import Notices
+from runner.serve.owners import owner, owner_alive
 from runner.serve.scheduler import Scheduler
 from runner.serve.supervisor import Supervisor
 from runner.serve.wire import Request, ServiceUnavailable, call
@@ -83,8 +84,8 @@ def ensure_proxy(home: Path, stop: threading.Event) -> subprocess.Popen[bytes] |
     if control.ping(where) is not None:
         return None
     proc = subprocess.Popen(  # noqa: S603 - our own service, by sys.executable
-        proxyd.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        start_new_session=True,
+        proxyd.command("--parent-pid", str(os.getpid())),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
         env={**os.environ, "COATCHECK_HOME": str(home)},
     )  # fmt: skip
     waited = threading.Event()
@@ -100,8 +101,9 @@ def ensure_proxy(home: Path, stop: threading.Event) -> subprocess.Popen[bytes] |
 
 
 def recover(history: History, home: Path, log: Any) -> None:
-    """What a killed service left behind: unfinished runs and their sandboxes."""
-    for run in history.runs.interrupt_unfinished():
+    """What a killed service left behind: its unfinished runs and their sandboxes (a live
+    service's runs, on this database too, are left alone)."""
+    for run in history.runs.interrupt_unfinished(alive=owner_alive):
         record = home / "runs" / run.id / "run.json"
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(record.read_text())
@@ -124,7 +126,7 @@ def serve(home: Path, listen: tuple[str, int]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    history = History.open(history_path(home))
+    history = History.open(history_path(home), owner=owner())
     recover(history, home, log)
     proxy = ensure_proxy(home, stop)
     parts = _compose(home, paths, history, f"http://{listen[0]}:{listen[1]}")
@@ -185,6 +187,7 @@ def _compose(home: Path, paths: ServePaths, history: History, base_url: str) -> 
 
     def prune() -> None:
         with History.open(history_path(home)) as own:  # a long read: its own connection
+            own.runs.interrupt_unfinished(alive=owner_alive)  # a peer service that died
             remove_run_dirs(own.prune(), runs_root=home / "runs")
 
     notices = Notices(history, book, base_url=base_url, resolve_url=reveal)

@@ -23,6 +23,7 @@ import structlog
 from runner.history.store import History
 from runner.schedule.policy import OverlapDecision, overlap_decision, should_auto_pause
 from runner.serve.launcher import Launch, Launcher, stderr_tail
+from runner.serve.owners import owner_alive
 
 GRACE_S: Final = 120.0
 STOP_S: Final = 30.0
@@ -69,27 +70,33 @@ class Supervisor:
 
     # -- admission -------------------------------------------------------------------------
     def running(self, deployment: str) -> int:
-        with self._lock:
+        with self._lock:  # re-entrant (a Condition over an RLock)
             return sum(1 for a in self._state.running.values() if a.launch.deployment == deployment)
 
     def admit(self, deployment: str, overlap: str) -> OverlapDecision:
-        queued = 1 if deployment in self._state.queued else 0
-        return overlap_decision(overlap, self.running(deployment), queued)  # type: ignore[arg-type]
+        with self._lock:
+            queued = 1 if deployment in self._state.queued else 0
+        # Ours, and those another service on this database runs (its rows say "running").
+        others = [r for r in self.history.runs.running_runs(deployment) if owner_alive(r.owner)]
+        running = max(self.running(deployment), len(others))
+        return overlap_decision(overlap, running, queued)  # type: ignore[arg-type]
 
     def submit(self, launch: Launch, overlap: str) -> str:
         """Start ``launch`` (its history row exists, pending), queue it, or skip it by the
         deployment's overlap policy; returns ``start``, ``queue`` or ``skip``."""
-        decision = self.admit(launch.deployment, overlap)
-        if self._closing:
-            self.history.runs.finish(launch.run_id, "cancelled", reason="service stopping")
-            return "skip"
-        if decision.action == "start":
-            self._start(launch)
-        elif decision.action == "queue":
-            with self._lock:
+        with self._lock:  # one decision at a time: two triggers can't both see "none running"
+            decision = self.admit(launch.deployment, overlap)
+            if self._closing:
+                self.history.runs.finish(launch.run_id, "cancelled", reason="service stopping")
+                return "skip"
+            if decision.action == "start":
+                self._start(launch)
+            elif decision.action == "queue":
                 self._state.queued[launch.deployment] = launch
-        else:
-            self.history.runs.finish(launch.run_id, "skipped", reason=decision.reason or "overlap")
+        if decision.action == "skip":
+            self.history.runs.finish(launch.run_id, "skipped", reason="overlap")
+            self._log.info("skip", run_id=launch.run_id, deployment=launch.deployment,
+                           reason="overlap", why=decision.reason)  # fmt: skip
         return decision.action
 
     # -- a run's life ------------------------------------------------------------------------
@@ -136,6 +143,8 @@ class Supervisor:
             status = STATUS[record["status"]]
             if status == "cancelled" and not (active.stopping or self._closing):
                 status = "error"  # stopped by someone else's signal
+            elif status == "cancelled" and not self._closing:
+                status = "timed_out"  # we stopped it: past its maximum runtime
             reason = {"timed_out": "max_runtime", "cancelled": "service stopping"}.get(status)
             if status == "error":
                 reason = str(record.get("error") or "error")[:500]

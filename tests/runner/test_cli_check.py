@@ -38,6 +38,7 @@ def test_the_examples_pass_check(model_key: None, capsys: pytest.CaptureFixture[
     assert {p.name for p in EXAMPLES} >= {
         "ci-smoke.toml",
         "nightly-error-triage.toml",
+        "nightly-report.toml",
         "weekly-dependency-scan.toml",
     }
     code = main(["check", *map(str, EXAMPLES)])
@@ -46,6 +47,7 @@ def test_the_examples_pass_check(model_key: None, capsys: pytest.CaptureFixture[
     assert out.splitlines() == [
         "ok ci-smoke (command)",
         "ok nightly-error-triage (agent)",
+        "ok nightly-report (command)",
         "ok weekly-dependency-scan (agent)",
     ]
     assert err == ""
@@ -59,7 +61,7 @@ def test_agent_examples_pass_without_the_model_key_with_a_note(
     code = main(["check", *map(str, EXAMPLES)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert len(out.splitlines()) == 3
+    assert len(out.splitlines()) == 4
     assert (
         "nightly-error-triage.toml: note: before it runs here: no secret ANTHROPIC_API_KEY" in err
     )
