@@ -7,7 +7,7 @@ LOCK := requirements.lock
 STAMPS := .stamps
 SOURCES := core proxy sandbox runner vault images examples tests
 
-.PHONY: demo test test-fast test-latest bench lint images docker venv lock clean
+.PHONY: demo test test-fast test-latest bench bench-serve lint images docker venv lock clean
 
 demo: venv images ## vault a demo secret and run a sandboxed curl through the proxy
 	$(PY) -I examples/demo.py
@@ -28,6 +28,9 @@ test-latest: images
 
 bench: venv images ## proxy throughput/latency and run start-up ratios
 	$(PY) tests/bench/bench.py
+
+bench-serve: venv ## scheduler CPU and fire lateness at 10,000 deployments; history queries on 1,000,000 runs
+	$(PY) tests/bench/bench_serve.py
 
 lint: venv
 	$(VENV)/bin/ruff check $(SOURCES)

@@ -21,6 +21,7 @@ compares same-zone datetimes by wall clock, so that bug hides from ``>``.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import re
@@ -192,7 +193,12 @@ def slots_after(
     after = after.astimezone(UTC)
     # Start early on the wall clock: a repeated hour's second pass comes after, in UTC,
     # wall times that are later than it.
-    wall = after.astimezone(zone).replace(tzinfo=None, fold=0) - timedelta(hours=3)
+    # Start back on the wall clock, far enough to see both passes of a repeated hour when a
+    # transition is near; a minute back is enough when the offset is the same 3 h either way.
+    back = timedelta(hours=3)
+    if len({(after + k * back).astimezone(zone).utcoffset() for k in (-1, 0, 1)}) == 1:
+        back = timedelta(minutes=1)
+    wall = after.astimezone(zone).replace(tzinfo=None, fold=0) - back
     pending: list[datetime] = []
     last = after
     count = 0
@@ -263,17 +269,20 @@ def gaps(
     return list(zip(slots, slots[1:], strict=False))
 
 
+@functools.lru_cache(maxsize=4096)  # pure, walks hundreds of slots: once per cron
 def tightest(cron: Cron, zone: ZoneInfo, around: datetime) -> tuple[datetime, datetime]:
     """The two consecutive slots closest together (the earliest such pair)."""
     return min(gaps(cron, zone, around), key=lambda pair: pair[1] - pair[0])  # never empty
 
 
+@functools.lru_cache(maxsize=4096)  # pure, walks hundreds of slots: once per cron
 def min_gap(cron: Cron, zone: ZoneInfo, around: datetime) -> timedelta:
     """The smallest real gap between consecutive slots (``*/7`` -> 4 minutes)."""
     pairs = gaps(cron, zone, around)
     return min((end - start for start, end in pairs), default=_HORIZON)
 
 
+@functools.lru_cache(maxsize=4096)  # pure, walks hundreds of slots: once per cron
 def period(cron: Cron, zone: ZoneInfo, around: datetime) -> timedelta:
     """The typical gap: the most common one, the smaller on a tie (``*/7`` -> 7 minutes,
     weekdays at 09:00 -> 1 day)."""
