@@ -9,6 +9,7 @@ XML result.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -232,6 +233,8 @@ def run_command(
     from runner.recorded import run_recorded
     from runner.run import DEFAULT_IMAGE, RunRequest, stop_on_signals
 
+    if run_id is not None and not re.fullmatch(r"r-[0-9a-f]{16}", run_id):
+        raise UsageError(f"--run-id {run_id!r}: coatcheck serve's run ids are r- and 16 hex digits")
     if parent_pid is not None:
         from core.pids import die_with_parent
 
