@@ -7,7 +7,7 @@ LOCK := requirements.lock
 STAMPS := .stamps
 SOURCES := core proxy sandbox runner vault images examples tests
 
-.PHONY: demo test test-fast test-latest bench bench-serve lint images docker venv lock clean
+.PHONY: demo test test-fast test-latest bench bench-serve lint images images-claude-code docker venv lock clean
 
 demo: venv images ## vault a demo secret and run a sandboxed curl through the proxy
 	$(PY) -I examples/demo.py
@@ -58,6 +58,9 @@ docker:
 images: venv docker
 	@command -v debootstrap >/dev/null || { echo "installing debootstrap..."; apt-get install -y -qq debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }; }
 	$(VENV)/bin/coatcheck images build
+
+images-claude-code: images ## the Claude Code image (about 400 MB; built only on request)
+	$(VENV)/bin/coatcheck images build claude-code
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(STAMPS)

@@ -7,6 +7,7 @@ one thing a build downloads), then ``docker import`` it. ``sandbox``: ``docker b
 Each image carries the digest of its recipe in a label: an image built from an older recipe
 (after an upgrade of coatcheck) is *stale*. ``ensure`` (the first use, from ``coatcheck run``)
 builds what is missing and rebuilds a stale sandbox image; ``build`` does what it is asked.
+``claude-code`` (large) is built only when named: ``ensure`` reports it missing or stale instead.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from core.errors import SandboxError, UsageError
+from core.errors import ImageMissing, SandboxError, UsageError
 
 BASE = "coatcheck/base:trixie"
 SANDBOX = "coatcheck/sandbox:latest"
 LABEL_RECIPE = "org.coatcheck.recipe"
-LABEL_IMAGE = "org.coatcheck.image"  # base | sandbox | agent; images built FROM ours inherit it
+LABEL_IMAGE = "org.coatcheck.image"  # base | sandbox | agent | claude-code; FROM ours inherit it
 SUITE = "trixie"
 MIRROR_ENV = "COATCHECK_DEBIAN_MIRROR"
 AGENT = "coatcheck/agent:latest"
-NAMES = ("base", "sandbox", "agent")
+CLAUDE_CODE = "coatcheck/claude-code:latest"
+NAMES = ("base", "sandbox", "agent")  # what `coatcheck images build` builds by default
+ON_REQUEST = ("claude-code",)  # built only when named (large)
+ALL = NAMES + ON_REQUEST
 
 Progress = Callable[[str], None]
 
@@ -76,16 +80,22 @@ def recipe_digest(name: str) -> str:
         h.update(recipe_digest("sandbox").encode() + b"\0")
         for part in agent.recipe_parts():
             h.update(part + b"\0")
+    elif name == "claude-code":
+        from images import claude_code_image as claude_code
+
+        h.update(recipe_digest("sandbox").encode() + b"\0")
+        for part in claude_code.recipe_parts():
+            h.update(part + b"\0")
     else:
-        raise UsageError(f"no image named {name!r}; the images are {', '.join(NAMES)}")
+        raise UsageError(f"no image named {name!r}; the images are {', '.join(ALL)}")
     return h.hexdigest()[:16]
 
 
 def image_of(name: str) -> str:
-    return {"base": BASE, "sandbox": SANDBOX, "agent": AGENT}[name]
+    return {"base": BASE, "sandbox": SANDBOX, "agent": AGENT, "claude-code": CLAUDE_CODE}[name]
 
 
-def status(engine: Any, names: Iterable[str] = NAMES) -> list[ImageState]:
+def status(engine: Any, names: Iterable[str] = ALL) -> list[ImageState]:
     out = []
     for name in names:
         labels = engine.image_labels(image_of(name))
@@ -104,10 +114,11 @@ def build(
 ) -> list[str]:
     """Build ``names`` (and a missing base under the sandbox); return what was built.
 
-    Without ``force`` an image that is current is left alone; ``sandbox`` is rebuilt when its
-    base was.
+    Without ``force`` an image that is current is left alone; ``sandbox`` is built first when
+    an image FROM it is wanted and it is not current, and rebuilt when its base was; an image
+    FROM the sandbox that exists is rebuilt when the sandbox was.
     """
-    wanted = [n for n in NAMES if n in set(names)]
+    wanted = [n for n in ALL if n in set(names)]
     for n in names:
         recipe_digest(n)  # UsageError for an unknown name
     built: list[str] = []
@@ -116,7 +127,13 @@ def build(
         _build_base(engine, progress)
         built.append("base")
     rebuild_on_new_base = bool(built) and _exists(engine, SANDBOX)
-    if "sandbox" in wanted and (force or built or not current["sandbox"]) or rebuild_on_new_base:
+    needs_sandbox = not current["sandbox"] and bool({"agent", "claude-code"} & set(wanted))
+    if (
+        "sandbox" in wanted
+        and (force or built or not current["sandbox"])
+        or rebuild_on_new_base
+        or needs_sandbox
+    ):
         _build_sandbox(engine, progress)
         built.append("sandbox")
     rebuild_on_new_sandbox = "sandbox" in built and _exists(engine, AGENT)
@@ -125,6 +142,17 @@ def build(
 
         agent.build_agent(engine, progress, labels={LABEL_RECIPE: recipe_digest("agent")})
         built.append("agent")
+    rebuild_cc = "sandbox" in built and _exists(engine, CLAUDE_CODE)
+    if (
+        "claude-code" in wanted
+        and (force or "sandbox" in built or not current["claude-code"])
+        or rebuild_cc
+    ):
+        from images import claude_code_image as claude_code
+
+        labels = {LABEL_RECIPE: recipe_digest("claude-code")}
+        claude_code.build_claude_code(engine, progress, labels=labels)
+        built.append("claude-code")
     for n in wanted:
         if n not in built:
             progress(f"{n}: {image_of(n)} is up to date")
@@ -133,7 +161,17 @@ def build(
 
 def ensure(image: str, *, engine: Any, progress: Progress) -> None:
     """Before a run: build coatcheck's own image when it is missing or stale (first use, or
-    after an upgrade). Other images are the user's: a missing one is reported by the run."""
+    after an upgrade). Other images are the user's: a missing one is reported by the run.
+    The claude-code image is large and built only on request: missing or stale, it is refused
+    with the command that builds it."""
+    if image == CLAUDE_CODE:
+        state = status(engine, ["claude-code"])[0].state
+        fix = "build it with `coatcheck images build claude-code` (about 180 MB to fetch)"
+        if state == "missing":
+            raise ImageMissing(f"{CLAUDE_CODE} is not built (it is built only on request): {fix}")
+        if state == "stale":
+            raise ImageMissing(f"{CLAUDE_CODE} was built by another coatcheck version: re{fix}")
+        return
     names = {SANDBOX: ["sandbox"], AGENT: ["sandbox", "agent"]}.get(image)
     if names is None:
         return

@@ -1,7 +1,8 @@
 """An agent job, on the host side: its workspace, its task, and what comes back from it.
 
-The agent runs in the ``coatcheck/agent`` image (``runner/agent``, built by ``coatcheck images
-build``) with the job's secrets as placeholders, ``ANTHROPIC_API_KEY`` among them: the proxy
+The agent runs in its engine's image (``coatcheck/agent`` for the built-in loop,
+``coatcheck/claude-code`` for Claude Code; see ``runner/engines.py``) with the job's secrets as
+placeholders, ``ANTHROPIC_API_KEY`` among them: the proxy
 swaps in the real key only on requests to ``api.anthropic.com``. Its workspace is a private
 host directory mounted at ``/workspace``: the job's ``workspace`` is copied in first, the task
 (model, prompt, limits) is written to ``/workspace/.coatcheck/task.json``.
@@ -23,10 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from runner import engines
 from runner.run import RunRequest
 
-AGENT_IMAGE = "coatcheck/agent:latest"
-AGENT_COMMAND = ("python3", "-I", "/opt/coatcheck/agent/main.py")
 TASK = "/workspace/.coatcheck/task.json"
 SANDBOX_UID = 10001
 MAX_FILES = 1000
@@ -40,7 +40,9 @@ INPUT_NOTE = (
 )
 
 
-def prepare_workspace(agent: Any, timeout: float | None, *, has_input: bool = False) -> Path:
+def prepare_workspace(
+    agent: Any, timeout: float | None, *, has_input: bool = False, repo: Any = None
+) -> Path:
     """A private host directory for /workspace, holding the job's workspace and the task.
     With a trigger's body (``has_input``), the prompt says where it is and what it is."""
     # A private parent (0700, ours) around the directory the sandbox gets: other users of the
@@ -56,6 +58,9 @@ def prepare_workspace(agent: Any, timeout: float | None, *, has_input: bool = Fa
         "prompt": agent.prompt + (INPUT_NOTE if has_input else ""),
         "max_turns": agent.max_turns, "max_tokens": agent.max_tokens,
         "budget_tokens": agent.budget_tokens, "tools": list(agent.tools), "timeout": timeout,
+        "engine": getattr(agent, "engine", "builtin"),
+        "repo": None if repo is None else {"url": repo.url, "branch": repo.branch,
+                                           "secret": repo.secret},
     }  # fmt: skip
     (ws / ".coatcheck" / "task.json").write_text(json.dumps(task))
     _give_to_sandbox(ws)
@@ -74,10 +79,17 @@ def _give_to_sandbox(ws: Path) -> None:
                 os.chmod(path, 0o777 if path.is_dir() else 0o666)  # noqa: S103
 
 
-def agent_request(req: RunRequest, workspace: Path) -> RunRequest:
+def agent_request(
+    req: RunRequest, workspace: Path, *, engine: str = "builtin", repo_host: str | None = None
+) -> RunRequest:
+    """The run of an agent job: its engine's image (unless the job names its own) and entry
+    point; a ``[repo]`` host is allowed (its token, if any, only goes to its own domains)."""
     env = {**dict(req.env), "COATCHECK_AGENT_TASK": TASK, "COATCHECK_WORKSPACE": "/workspace"}
-    image = req.image if req.image not in ("", "coatcheck/sandbox:latest") else AGENT_IMAGE
-    return replace(req, command=AGENT_COMMAND, env=env, image=image, workspace=workspace)
+    own = req.image not in ("", "coatcheck/sandbox:latest")
+    image = req.image if own else engines.IMAGES[engine]
+    allow = req.allow + ((repo_host,) if repo_host and repo_host not in req.allow else ())
+    return replace(req, command=engines.COMMANDS[engine], env=env, image=image,
+                   workspace=workspace, allow=allow)  # fmt: skip
 
 
 def collect(ws: Path, run_dir: Path) -> dict[str, Any]:
@@ -168,6 +180,9 @@ def _result(path: Path) -> dict[str, Any]:
         out["turns"] = raw["turns"]
     if isinstance(usage, dict):
         out["usage"] = {str(k): v for k, v in usage.items() if isinstance(v, int)}
+    cost = raw.get("cost_usd") if isinstance(raw, dict) else None
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e6:
+        out["cost_usd"] = float(cost)
     if isinstance(raw, dict) and isinstance(raw.get("error"), str) and raw["error"]:
         out["error"] = raw["error"][:2000]
     return out

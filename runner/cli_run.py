@@ -275,9 +275,10 @@ def run_command(
         from runner.progress import ProgressFilter
 
         workspace = agent_run.prepare_workspace(
-            job.agent, req.timeout, has_input=input_file is not None
+            job.agent, req.timeout, has_input=input_file is not None, repo=job.repo
         )
-        req = agent_run.agent_request(req, workspace)
+        req = agent_run.agent_request(req, workspace, engine=job.agent.engine,
+                                      repo_host=job.repo.host if job.repo else None)  # fmt: skip
         tty = sys.stderr.isatty() and not log_json
         terminal = ProgressFilter(sys.stderr.buffer, tty=tty)
     try:

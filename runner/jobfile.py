@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from core.errors import InvalidJobFile
+from runner.engines import Engine, tool_problem
 from runner.jobfields import (
     ENV_NAME,
     JOB_NAME,
@@ -48,6 +49,7 @@ from runner.jobfields import (
     relative,
 )
 from runner.jobproblems import HINTS, FieldError, problems_of
+from runner.jobrepo import Repo
 from runner.schedule.fields import HINTS as SCHEDULE_HINTS
 from runner.schedule.fields import GithubTrigger, Notify, Schedule, Triggers
 
@@ -77,6 +79,7 @@ class Agent(BaseModel):
 
     model_config = _FROZEN
     model: ModelName
+    engine: Engine = "builtin"  # or "claude-code": Claude Code headless (runner/engines.py)
     prompt: Text
     prompt_file: Path | None = None  # where ``prompt`` came from, when it came from a file
     system: StrictStr | None = None
@@ -129,14 +132,11 @@ class Agent(BaseModel):
 
     @field_validator("tools")
     @classmethod
-    def _known_tools(cls, tools: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_tools(cls, tools: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        engine = info.data.get("engine", "builtin")
         for i, tool in enumerate(tools):
-            if tool not in TOOLS:
-                raise FieldError(
-                    f"[{i}]",
-                    f"unknown tool {quote(tool)}; known tools: "
-                    f'{", ".join(TOOLS)}, e.g. tools = ["bash", "editor"]',
-                )
+            if (why := tool_problem(engine, tool)) is not None:
+                raise FieldError(f"[{i}]", why)
             if tools.index(tool) != i:
                 raise FieldError(f"[{i}]", f"{quote(tool)} is listed twice; list it once")
         return tools
@@ -171,6 +171,7 @@ class Job(BaseModel):
     on_leak: Literal["log", "block"] = "log"
     command: Strings | None = None
     agent: Agent | None = None
+    repo: Repo | None = None  # [repo]: cloned into the agent's workspace before it starts
     schedule: Schedule | None = None  # coatcheck deploy: when it fires (scheduler.md)
     trigger: Triggers | None = None  # [trigger.github]: which webhook deliveries fire it
     notify: Notify | None = None  # who hears about failures, time-outs, misses
@@ -257,6 +258,14 @@ class Job(BaseModel):
                 "secrets",
                 f'an agent job needs the model\'s key: add {API_KEY}, e.g. secrets = ["{API_KEY}"]',
             )
+        if self.repo is not None and self.agent is None:
+            raise FieldError("repo", "[repo] is cloned for an agent; add an [agent] table")
+        if self.repo is not None and self.repo.secret and self.repo.secret not in self.secrets:
+            raise FieldError(
+                "repo.secret",
+                f"{self.repo.secret} must be one of the job's secrets too (it gets a "
+                f'placeholder there); add it, e.g. secrets = ["{API_KEY}", "{self.repo.secret}"]',
+            )
         for key in self.env:
             if key in self.secrets:
                 raise FieldError(
@@ -271,6 +280,7 @@ _FIELDS: Final = {
     "": tuple(Job.model_fields),
     "agent": tuple(Agent.model_fields),
     "resources": tuple(Resources.model_fields),
+    "repo": tuple(Repo.model_fields),
     "schedule": tuple(Schedule.model_fields),
     "trigger": tuple(Triggers.model_fields),
     "trigger.github": tuple(GithubTrigger.model_fields),

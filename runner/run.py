@@ -242,7 +242,7 @@ def _ensure_image(image: str, sandboxes: Any, err: IO[bytes], *, agent: bool = F
 
     build.ensure(image, engine=sandboxes, progress=progress)
     labels = sandboxes.image_labels(image) if agent else None
-    if labels is not None and labels.get(build.LABEL_IMAGE) != "agent":
+    if labels is not None and labels.get(build.LABEL_IMAGE) not in ("agent", "claude-code"):
         raise ImageUnfit(
             f"{image} has no coatcheck agent loop (/opt/coatcheck/agent), so it cannot run an "
             f"agent job; build it FROM {build.AGENT} (e.g. a Dockerfile starting "

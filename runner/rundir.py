@@ -50,6 +50,7 @@ class RunRecord(BaseModel):
     output_capped: bool = False
     turns: int | None = None
     usage: dict[str, int] | None = None
+    cost_usd: float | None = None  # Claude Code runs: what it reports the run cost
 
 
 class OutputLog:

@@ -20,6 +20,7 @@ from typing import Any
 from runner.agent.bash import BashSession
 from runner.agent.editor import Editor
 from runner.agent.loop import AgentTask, run_agent
+from runner.agent.repo import clone
 
 WORKSPACE = Path(os.environ.get("COATCHECK_WORKSPACE", "/workspace"))
 STATE = WORKSPACE / ".coatcheck"
@@ -49,7 +50,9 @@ def main() -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     (WORKSPACE / "out").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "COATCHECK_AGENT_TASK"}
-    bash = BashSession(cwd=str(WORKSPACE), env=env)
+    repo = json.loads(Path(os.environ["COATCHECK_AGENT_TASK"]).read_text()).get("repo")
+    cwd = clone(repo, WORKSPACE, env) if repo else WORKSPACE  # [repo], through the proxy
+    bash = BashSession(cwd=str(cwd), env=env)
     editor = Editor(WORKSPACE)
     client = anthropic.Anthropic(max_retries=MAX_RETRIES)
     with open(STATE / "transcript.jsonl", "a", encoding="utf-8") as log:

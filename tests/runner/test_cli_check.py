@@ -37,18 +37,22 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_the_examples_pass_check(model_key: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert {p.name for p in EXAMPLES} >= {
         "ci-smoke.toml",
+        "nightly-bug-fix.toml",
         "nightly-error-triage.toml",
         "nightly-report.toml",
         "weekly-dependency-scan.toml",
+        "weekly-docs-drift.toml",
     }
     code = main(["check", *map(str, EXAMPLES)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.splitlines() == [
         "ok ci-smoke (command)",
+        "ok nightly-bug-fix (agent)",
         "ok nightly-error-triage (agent)",
         "ok nightly-report (command)",
         "ok weekly-dependency-scan (agent)",
+        "ok weekly-docs-drift (agent)",
     ]
     assert err == ""
 
@@ -61,7 +65,7 @@ def test_agent_examples_pass_without_the_model_key_with_a_note(
     code = main(["check", *map(str, EXAMPLES)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert len(out.splitlines()) == 4
+    assert len(out.splitlines()) == 6
     assert (
         "nightly-error-triage.toml: note: before it runs here: no secret ANTHROPIC_API_KEY" in err
     )

@@ -16,9 +16,11 @@ registered with ``resolve={"api.anthropic.com": "127.0.0.1"}``, the proxy starte
 
 Like the real API it answers 401 ``authentication_error`` to a wrong key (``x-api-key`` or
 ``Authorization: Bearer``), 400 ``invalid_request_error`` to a request it would refuse
-(``fake_anthropic_rules.check``), and, when the script has run out, a 500 ``api_error`` saying
-so (with ``x-should-retry: false``, so the test fails at once instead of retrying).
-A refused request uses no turn. Turns and their knobs are in ``fake_anthropic_script``.
+(``fake_anthropic_rules.check``: a ``tool_result`` for a ``tool_use`` it never issued, a
+``thinking`` block whose signature it never gave, ...), and, when the script has run out, a 500
+``api_error`` saying so (with ``x-should-retry: false``, so the test fails at once instead of
+retrying). A refused request uses no turn. Turns and their knobs are in
+``fake_anthropic_script``; running the real Claude Code CLI against it, in ``fake_anthropic_cc``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ import trustme
 from tests.support.fake_anthropic_http import Server, handler
 from tests.support.fake_anthropic_rules import CacheBook, check
 from tests.support.fake_anthropic_script import (
+    Block,
     HttpError,
+    RedactedThinking,
+    Thinking,
     ToolUse,
     Turn,
     message_json,
@@ -117,6 +122,7 @@ class FakeAnthropic:
         self.api_key = api_key
         self.requests: list[Recorded] = []
         self.issued: dict[str, str] = {}  # tool_use id -> tool name, as sent
+        self.signed: set[str] = set()  # thinking signatures and redacted data, as sent
         self.cache = CacheBook()
         self._script: deque[Turn] = deque()
         self._lock = threading.Lock()
@@ -215,7 +221,7 @@ class FakeAnthropic:
         if not rec.header("anthropic-version"):
             return HttpError(400, "invalid_request_error", "anthropic-version: header is required")
         with self._lock:
-            problem = check(rec.body, set(self.issued))
+            problem = check(rec.body, set(self.issued), self.signed)
             if problem:
                 return HttpError(400, "invalid_request_error", problem)
             if not self._script:
@@ -227,9 +233,18 @@ class FakeAnthropic:
             self.issued.update(
                 (b.id, b.name) for b in turn.blocks if isinstance(b, ToolUse) and b.id
             )
+            self.signed.update(s for b in turn.blocks if (s := signature(b)))
             usage = self.cache.account(rec.body)
             message_id = f"msg_011fake{next(self._ids):012d}"
         return Reply(turn, message_id, str(rec.body["model"]), usage)
+
+
+def signature(block: Block) -> str | None:
+    """What a client must hand back unchanged: a thinking block's signature, redacted data."""
+    match block:
+        case Thinking(signature=s) | RedactedThinking(data=s):
+            return s
+    return None
 
 
 def trusting(ca: trustme.CA | str) -> ssl.SSLContext:

@@ -25,9 +25,11 @@ from tests.support.fake_anthropic_script import count_tokens
 MAX_BREAKPOINTS = 4
 
 
-def check(body: Any, issued: set[str]) -> str | None:
+def check(body: Any, issued: set[str], signed: set[str] | None = None) -> str | None:
     """Why the real API would refuse ``body`` with a 400, or None when it would take it.
-    ``issued`` holds the ``tool_use`` ids this fake has sent."""
+    ``issued`` holds the ``tool_use`` ids this fake has sent; ``signed``, when given, the
+    thinking signatures and redacted-thinking data it has sent (a client must hand back
+    thinking blocks unchanged, as Claude Code does)."""
     if not isinstance(body, dict):
         return "There was an error parsing the body: a JSON object is required"
     for name in ("model", "max_tokens", "messages"):
@@ -38,7 +40,12 @@ def check(body: Any, issued: set[str]) -> str | None:
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
-    return _check_roles(messages) or _check_tool_results(messages, issued) or _check_marks(body)
+    return (
+        _check_roles(messages)
+        or _check_tool_results(messages, issued)
+        or _check_thinking(messages, signed)
+        or _check_marks(body)
+    )
 
 
 def _check_roles(messages: list[Any]) -> str | None:
@@ -98,6 +105,21 @@ def _check_tool_results(messages: list[dict[str, Any]], issued: set[str]) -> str
                 f"immediately after: {', '.join(map(str, missing))}. Each `tool_use` block "
                 "must have a corresponding `tool_result` block in the next message."
             )
+    return None
+
+
+def _check_thinking(messages: list[dict[str, Any]], signed: set[str] | None) -> str | None:
+    if signed is None:
+        return None
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        for j, b in enumerate(_blocks(m)):
+            kind = b.get("type")
+            if kind == "thinking" and b.get("signature") not in signed:
+                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+            if kind == "redacted_thinking" and b.get("data") not in signed:
+                return f"messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
     return None
 
 

@@ -175,6 +175,10 @@ def result(tool_id: str = ISSUED) -> dict[str, Any]:
 
 TEXT = {"type": "text", "text": "and also"}
 MARKED = {"type": "text", "text": "x", "cache_control": MARK}
+FORGED = {  # thinking must come back with the signature the API gave it
+    "role": "assistant",
+    "content": [{"type": "thinking", "thinking": "hmm", "signature": "forged"}, TEXT],
+}
 
 
 @pytest.mark.parametrize(
@@ -195,8 +199,17 @@ MARKED = {"type": "text", "text": "x", "cache_control": MARK}
             {"messages": [{"role": "user", "content": [MARKED] * 5}]},
             "A maximum of 4 blocks with cache_control",
         ),
+        ({"messages": [*HI, FORGED, *HI]}, "Invalid `signature` in `thinking` block"),
     ],
-    ids=["unknown-id", "result-not-first", "unanswered", "roles", "first-role", "five-marks"],
+    ids=[
+        "unknown-id",
+        "result-not-first",
+        "unanswered",
+        "roles",
+        "first-role",
+        "five-marks",
+        "forged-signature",
+    ],  # fmt: skip
 )
 def test_a_broken_conversation_is_refused_with_why(fake_api, client, kw, why):
     fake_api.enqueue(Turn.tool("bash", {}, id=ISSUED), "unused")
