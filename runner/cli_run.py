@@ -116,6 +116,8 @@ def _remember(done: Any) -> None:
             h.runs.mark_running(rid, started_at=record.started)
             h.runs.finish(rid, HISTORY_STATUS.get(record.status, record.status),
                           exit_code=record.exit_code, reason=record.error)  # fmt: skip
+            if record.warnings:
+                h.runs.set_warnings(rid, record.warnings)
     except (CoatcheckError, OSError, sqlite3.Error) as exc:
         click.echo(f"coatcheck: warning: the run is not in the history: {exc}", err=True)
 

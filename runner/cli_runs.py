@@ -58,7 +58,9 @@ def list_command(
     elif before is not None:
         raise RunNotFound(f"no run {before!r}; {_HOW_TO_LIST}")
     if as_json:
-        click.echo(json.dumps([{**row_json(r, COLUMNS), "count": r.count} for r in runs], indent=2))
+        rows = [{**row_json(r, COLUMNS), "count": r.count, "warnings": list(r.warnings or ())}
+                for r in runs]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2))
         return
     if not runs:
         click.echo("no runs yet", err=True)
@@ -82,6 +84,9 @@ def show_command(run: str, as_json: bool) -> None:
         shown.update({k: record[k] for k in RECORD_KEYS if k in record})
         if found is None:
             shown.update({k: record.get(k) for k in ("status", "exit_code")})
+        if not shown.get("warnings") and isinstance(record.get("warnings"), list):
+            shown["warnings"] = record["warnings"]
+    shown["warnings"] = list(shown.get("warnings") or ())
     shown["paths"] = _paths(run_dir)
     if as_json:
         click.echo(json.dumps(shown, indent=2))
@@ -90,6 +95,9 @@ def show_command(run: str, as_json: bool) -> None:
         if key == "paths":
             for name, path in value.items():
                 click.echo(f"{name + ':':<17} {path}")
+        elif key == "warnings":
+            for warning in value:
+                click.echo(f"{'warning:':<17} {warning}")
         elif value is not None:
             text = json.dumps(value) if isinstance(value, dict | list) else str(value)
             click.echo(f"{key + ':':<17} {text}")

@@ -27,15 +27,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@click.command("serve")
+@click.group("serve", invoke_without_command=True)
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
     show_default=True,
     metavar="HOST:PORT",
-    help="Where the HTTP API (run triggers, GitHub webhooks) listens.",
+    help="Where the HTTP API (run triggers, GitHub webhooks) and the web console listen.",
 )
-def serve_command(listen: str) -> None:
+@click.pass_context
+def serve_command(ctx: click.Context, listen: str) -> None:
     """Run the scheduler, the proxy and the HTTP API until SIGTERM or Ctrl-C.
 
     \b
@@ -44,7 +45,10 @@ def serve_command(listen: str) -> None:
     deployment's token, and on GitHub webhooks (POST /v1/deployments/NAME/github).
     Logs are JSON lines on stderr. SIGTERM stops running sandboxes (recorded as
     cancelled); after kill -9, the next start records the cut runs as interrupted.
+    The web console is at http://HOST:PORT/ (log in with `coatcheck serve token`).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from runner.serve.service import serve
 
     raise SystemExit(serve(coatcheck_home(), parse_listen(listen)))
@@ -86,3 +90,16 @@ def deploy_command(jobfile: Path, as_json: bool) -> None:
         click.echo(f"next run: {reply['next'][0]}")
     else:
         click.echo("no schedule: it runs on `coatcheck deployments run`, the API or a webhook")
+
+
+@serve_command.command("token")
+def token_command() -> None:
+    """Print a new login token for the web console and the console API, once.
+
+    The previous one stops working, and so do the sessions it opened. Only its SHA-256 is
+    kept ($COATCHECK_HOME/serve/console-token.sha256). Scripts may send it as
+    `Authorization: Bearer <token>`.
+    """
+    from runner.console.admin_token import new_admin_token
+
+    click.echo(new_admin_token(coatcheck_home()))

@@ -30,11 +30,12 @@ from typing import Any, NamedTuple
 
 from core import logs
 
-KINDS = ("failure", "timeout", "missed", "auto_pause", "success")
+KINDS = ("failure", "timeout", "missed", "auto_pause", "success", "warning")
 DEFAULT_KINDS = frozenset(KINDS) - {"success"}
 _HEADLINES = {"failure": "failed", "timeout": "timed out", "success": "succeeded",
               "missed": "missed a scheduled run",
-              "auto_pause": "was paused after repeated failures"}  # fmt: skip
+              "auto_pause": "was paused after repeated failures",
+              "warning": "ran with a warning"}  # fmt: skip
 ATTEMPTS = 5
 BACKOFF = 1.0  # seconds before the 2nd attempt; doubles after each failure
 MAX_DELAY = 300.0  # cap on a server's Retry-After

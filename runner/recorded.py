@@ -23,7 +23,14 @@ from core.errors import CoatcheckError, Stopped
 from proxy.paths import ProxyPaths
 from runner import junit
 from runner.durations import format_duration
-from runner.run import DEFAULT_IMAGE, RunRequest, check_flags, execute, new_run_id
+from runner.run import (
+    DEFAULT_IMAGE,
+    RunRequest,
+    check_flags,
+    execute,
+    new_run_id,
+    rotation_warnings,
+)
 from runner.rundir import RunDir, RunRecord, Status, Tee, audit_offset
 
 TIMEOUT_EXIT = 124  # sandbox/docker.py's; imported there with docker, so repeated here
@@ -103,6 +110,8 @@ def run_recorded(
     error: CoatcheckError | None = None
     interrupted = False
     try:
+        if warnings := rotation_warnings(home, req.secrets, now=clock()):
+            record = _warn(record, warnings, run_dir, err)
         code = run(
             req,
             home=home,
@@ -144,6 +153,16 @@ def run_recorded(
             with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write(done.closing_line() + "\n")
     return done
+
+
+def _warn(record: RunRecord, warnings: tuple[str, ...], run_dir: RunDir, err: Tee) -> RunRecord:
+    """Say each warning on stderr (and in output.log) and keep them in run.json."""
+    for warning in warnings:
+        err.write(f"coatcheck: warning: {warning}\n".encode())
+    err.flush()
+    record = record.model_copy(update={"warnings": warnings})
+    run_dir.write_record(record)
+    return record
 
 
 def write_junit(path: Path, done: Finished, *, name: str) -> None:

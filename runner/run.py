@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -77,6 +78,18 @@ def check_secrets_exist(home: Path, names: tuple[str, ...]) -> list[Any]:
             f"`coatcheck vault set {missing[0]} --domains DOMAIN` (value on stdin)"
         )
     return [known[n] for n in names]
+
+
+def rotation_warnings(home: Path, names: tuple[str, ...], *, now: datetime) -> tuple[str, ...]:
+    """A warning for each of ``names`` that is overdue for rotation (``vault set
+    --rotate-after``). Names not in the vault are left to ``check_secrets_exist``."""
+    if not names:
+        return ()
+    from vault.rotation import overdue_warnings
+    from vault.store import Vault
+
+    known = {m.name: m for m in Vault.open(home).list()}
+    return overdue_warnings([known[n] for n in dict.fromkeys(names) if n in known], now)
 
 
 def check_flags(req: RunRequest) -> None:

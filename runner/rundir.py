@@ -51,6 +51,7 @@ class RunRecord(BaseModel):
     turns: int | None = None
     usage: dict[str, int] | None = None
     cost_usd: float | None = None  # Claude Code runs: what it reports the run cost
+    warnings: tuple[str, ...] = ()  # e.g. a secret overdue for rotation (vault/rotation.py)
 
 
 class OutputLog:

@@ -30,7 +30,23 @@ ONLY_IN = {
     "docker": {"sandbox/docker.py"},
     "keyring": {"vault/keystore.py"},
     "cronsim": {"runner/schedule/cron.py"},
-    "starlette": {"runner/serve/public.py"},
+    "starlette": {"runner/serve/public.py"}
+    | {
+        f"runner/console/{m}.py"
+        for m in (
+            "api",
+            "app",
+            "confirm",
+            "context",
+            "forms",
+            "live",
+            "login",
+            "pages",
+            "render",
+            "static",
+        )
+    },  # fmt: skip
+    "jinja2": {"runner/console/render.py"},
     "uvicorn": {"runner/serve/http.py"},
     "trustme": set(),  # test and demo helpers stay out of the shipped packages
 }

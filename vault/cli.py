@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import click
 
-from core.errors import InvalidValue
+from core.errors import InvalidValue, UsageError
 from core.home import coatcheck_home
+from vault import rotation
 from vault.keystore import default_keystore
 from vault.secret import DEFAULT_SURFACES, PLACEHOLDER_FORMATS, SURFACES, SecretMeta, SecretValue
-from vault.store import Vault
+from vault.store import KEEP, Vault
 from vault.validate import (
     MAX_VALUE_BYTES,
     validate_domains,
@@ -72,6 +73,14 @@ def vault_group() -> None:
     show_default=True,
     help="'shaped' placeholders keep the real token's prefix and length.",
 )
+@click.option(
+    "--rotate-after",
+    metavar="PERIOD",
+    default=None,
+    help="Flag the secret as overdue, and warn the runs that use it, once it is older than "
+    "this: 30d, 12w, 720h (1h to 5 years), or never. [default: keep the secret's current "
+    "policy; none for a new secret]",
+)
 def set_command(
     name: str,
     domains: tuple[str, ...],
@@ -79,6 +88,7 @@ def set_command(
     methods: tuple[str, ...],
     paths: tuple[str, ...],
     placeholder_format: str,
+    rotate_after: str | None,
 ) -> None:
     """Store secret NAME, replacing any value it had.
 
@@ -92,6 +102,7 @@ def set_command(
     surface_list = validate_surfaces(_split(surfaces) or DEFAULT_SURFACES)
     method_list = validate_methods(_split(methods))
     path_list = validate_paths(_split(paths))
+    policy = KEEP if rotate_after is None else _rotate_after(rotate_after)
     vault = Vault.open(coatcheck_home(), keystore=default_keystore())
     meta = vault.set(
         name,
@@ -101,23 +112,36 @@ def set_command(
         methods=method_list,
         paths=path_list,
         placeholder_format=placeholder_format,
+        rotate_after=policy,
     )
-    click.echo(f"stored {meta.name} for {', '.join(meta.domains)}")
+    every = f"; rotate every {rotation.format_period(p)}" if (p := meta.rotate_after) else ""
+    click.echo(f"stored {meta.name} for {', '.join(meta.domains)}{every}")
 
 
 @vault_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_command(as_json: bool) -> None:
-    """List stored secrets (names and rules, never values). Needs no key."""
+    """List stored secrets (names and rules, never values). Needs no key.
+
+    AGE is the days since the value was last set; ROTATE its --rotate-after period; DUE the
+    day it is due for rotation, or OVERDUE.
+    """
     vault = Vault.open(coatcheck_home())
     metas = vault.list()
+    now = datetime.now(UTC)
     if as_json:
-        click.echo(json.dumps([_as_dict(meta) for meta in metas], indent=2))
+        click.echo(json.dumps([_as_dict(meta, now) for meta in metas], indent=2))
         return
     if not metas:
         click.echo(f"the vault is empty ({vault.path}); add a secret with:\n  {EXAMPLE_SET}")
         return
-    click.echo(_table(metas))
+    click.echo(_table(metas, now))
+    overdue = [m.name for m in metas if rotation.is_overdue(m, now)]
+    if overdue:
+        click.echo(
+            f"\n{len(overdue)} overdue for rotation ({', '.join(overdue)}): store a new value "
+            "with `coatcheck vault set NAME --domains ...`, giving the same rules"
+        )
 
 
 @vault_group.command("rm")
@@ -126,6 +150,13 @@ def rm_command(name: str) -> None:
     """Remove secret NAME. Running sandboxes stop getting it on their next request."""
     Vault.open(coatcheck_home()).remove(name)
     click.echo(f"removed {name}")
+
+
+def _rotate_after(text: str) -> int | None:
+    try:
+        return rotation.parse_policy(text)
+    except UsageError as exc:
+        raise UsageError(f"--rotate-after: {exc.message}; nothing was stored") from None
 
 
 def _split(values: Iterable[str]) -> tuple[str, ...]:
@@ -167,7 +198,7 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _as_dict(meta: SecretMeta) -> dict[str, object]:
+def _as_dict(meta: SecretMeta, now: datetime) -> dict[str, object]:
     return {
         "name": meta.name,
         "domains": list(meta.domains),
@@ -177,15 +208,29 @@ def _as_dict(meta: SecretMeta) -> dict[str, object]:
         "placeholder_format": meta.placeholder_format,
         "created": _when(meta.created),
         "updated": _when(meta.updated),
+        "age_days": rotation.age_days(meta, now),
+        "rotate_after_s": meta.rotate_after,
+        "overdue": rotation.is_overdue(meta, now),
     }
 
 
-def _table(metas: list[SecretMeta]) -> str:
-    header = ("NAME", "DOMAINS", "SURFACES", "CREATED", "UPDATED")
+def _due(meta: SecretMeta, now: datetime) -> str:
+    """DUE: OVERDUE, the day the value is due for rotation, or - without a policy."""
+    if meta.rotate_after is None:
+        return "-"
+    if rotation.is_overdue(meta, now):
+        return "OVERDUE"
+    return (meta.updated + timedelta(seconds=meta.rotate_after)).strftime("%Y-%m-%d")
+
+
+def _table(metas: list[SecretMeta], now: datetime) -> str:
+    header = ("NAME", "DOMAINS", "SURFACES", "CREATED", "UPDATED", "AGE", "ROTATE", "DUE")
     rows = [header] + [
-        (m.name, ",".join(m.domains), ",".join(m.surfaces), _when(m.created), _when(m.updated))
+        (m.name, ",".join(m.domains), ",".join(m.surfaces), _when(m.created), _when(m.updated),
+         f"{rotation.age_days(m, now)}d",
+         rotation.format_period(m.rotate_after) if m.rotate_after else "-", _due(m, now))
         for m in metas
-    ]
+    ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -9,12 +9,15 @@
           "domains": ["api.github.com"], "surfaces": ["header", "basic"],
           "methods": [], "paths": [], "placeholder_format": "opaque",
           "created": "2025-01-01T00:00:00.000000Z", "updated": "...",
+          "rotate_after": 2592000,        # optional: seconds (vault set --rotate-after 30d)
           "nonce": "<base64>", "ciphertext": "<base64>"
         }
       }
     }
 
-Metadata is plain text so ``vault list`` works without the key; the ciphertext is bound to it.
+Metadata is plain text so ``vault list`` works without the key; the ciphertext is bound to it
+(all but the times and ``rotate_after``, a reminder that says nothing about where the value may
+go). A secret without ``rotate_after`` (files written before it existed) has no rotation policy.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Final
 
 from core.errors import CoatcheckError, VaultCorrupt
 from vault.crypto import Sealed
+from vault.rotation import validate_period
 from vault.secret import SecretMeta
 from vault.validate import (
     validate_methods,
@@ -125,6 +129,7 @@ def _parse_record(name: str, raw: Any) -> Record:
             methods=validate_methods(_strings(raw, "methods")),
             paths=validate_paths(_strings(raw, "paths")),
             placeholder_format=validate_placeholder_format(_string(raw, "placeholder_format")),
+            rotate_after=_period(raw),
         )
         sealed = Sealed(nonce=_b64(raw, "nonce"), ciphertext=_b64(raw, "ciphertext"))
     except (_Bad, CoatcheckError) as exc:
@@ -134,6 +139,7 @@ def _parse_record(name: str, raw: Any) -> Record:
 
 def _dump_record(record: Record) -> dict[str, Any]:
     meta = record.meta
+    policy = {} if meta.rotate_after is None else {"rotate_after": meta.rotate_after}
     return {
         "domains": list(meta.domains),
         "surfaces": list(meta.surfaces),
@@ -142,9 +148,16 @@ def _dump_record(record: Record) -> dict[str, Any]:
         "placeholder_format": meta.placeholder_format,
         "created": format_time(meta.created),
         "updated": format_time(meta.updated),
+        **policy,
         "nonce": base64.b64encode(record.sealed.nonce).decode("ascii"),
         "ciphertext": base64.b64encode(record.sealed.ciphertext).decode("ascii"),
     }
+
+
+def _period(raw: dict[str, Any]) -> int | None:
+    """``rotate_after``: absent or null is no rotation policy."""
+    value = raw.get("rotate_after")
+    return None if value is None else validate_period(value)
 
 
 def _string(raw: dict[str, Any], key: str) -> str:

@@ -62,6 +62,7 @@ class SecretMeta:
     methods: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     placeholder_format: PlaceholderFormat = "opaque"
+    rotate_after: int | None = None  # seconds; None: no rotation policy (vault/rotation.py)
 
 
 @dataclass(frozen=True, slots=True)

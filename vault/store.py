@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from core.errors import SecretNotFound, VaultCorrupt, VaultError
 from core.home import ensure_private_dir
 from vault import crypto
 from vault.fileformat import Document, Record, dump_document, parse_document
 from vault.keystore import Keystore, default_keystore
+from vault.rotation import validate_period
 from vault.secret import DEFAULT_SURFACES, Secret, SecretMeta, SecretValue
 from vault.validate import (
     validate_domains,
@@ -42,6 +43,7 @@ LOCK_FILE: Final = "vault.lock"
 
 Version = tuple[int, int, int]
 MISSING: Final[Version] = (0, 0, 0)
+KEEP: Final[Literal["keep"]] = "keep"  # Vault.set(rotate_after=KEEP): keep its policy
 
 
 def utc_now() -> datetime:
@@ -90,8 +92,10 @@ class Vault:
         methods: Iterable[str] = (),
         paths: Iterable[str] = (),
         placeholder_format: str = "opaque",
+        rotate_after: int | None | Literal["keep"] = KEEP,
     ) -> SecretMeta:
-        """Store ``value`` under ``name``, creating or replacing it. Returns its metadata."""
+        """Store ``value`` under ``name``, creating or replacing it. Returns its metadata.
+        ``rotate_after``: seconds, None for no rotation policy, or KEEP the one it had."""
         validate_name(name)
         validate_value(value, shaped=placeholder_format == "shaped")
         canonical_domains = validate_domains(domains)
@@ -99,6 +103,10 @@ class Vault:
         canonical_methods = validate_methods(methods)
         canonical_paths = validate_paths(paths)
         fmt = validate_placeholder_format(placeholder_format)
+        keep = isinstance(rotate_after, str)
+        period = None if isinstance(rotate_after, str) else rotate_after
+        if period is not None:
+            validate_period(period)
         with self._locked():
             doc = self._read().doc
             key = self._key()
@@ -116,6 +124,7 @@ class Vault:
                 methods=canonical_methods,
                 paths=canonical_paths,
                 placeholder_format=fmt,
+                rotate_after=(old.meta.rotate_after if old else None) if keep else period,
             )
             records = {**doc.records, name: Record(meta, crypto.encrypt(key, meta, value))}
             self._write(Document(key_id=kid, records=records))

@@ -81,6 +81,14 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE runs ADD COLUMN owner TEXT",
         ),
     ),
+    (
+        3,
+        (
+            # What a run warned about (a JSON list of strings), e.g. a secret overdue for
+            # rotation; NULL when it warned about nothing.
+            "ALTER TABLE runs ADD COLUMN warnings TEXT",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1][0]

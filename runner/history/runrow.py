@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,7 @@ class Run:
     missed_first: datetime | None
     missed_last: datetime | None
     owner: str | None = None  # "host:pid" of the service that started it
+    warnings: tuple[str, ...] | None = None  # e.g. a secret overdue for rotation
 
 
 def run_of(row: sqlite3.Row) -> Run:
@@ -56,7 +58,20 @@ def run_of(row: sqlite3.Row) -> Run:
         k: (from_text(row[k]) if k in _TIMES else row[k])
         for k in row.keys()  # noqa: SIM118 - a Row has no __iter__ of its keys
     }
+    if values.get("warnings") is not None:
+        values["warnings"] = warnings_of(values["warnings"])
     return Run(**values)
+
+
+def warnings_of(text: str) -> tuple[str, ...] | None:
+    """The ``warnings`` column (a JSON list of strings) as a tuple; None if it is not one."""
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(items, list):
+        return None
+    return tuple(str(item) for item in items)
 
 
 def in_list(words: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ so that consecutive ones with the same reason collapse into one row with a ``cou
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -51,16 +52,9 @@ class Runs:
                 "INSERT INTO runs (id, deployment, status, trigger, slot, actor, created_at, "
                 "scheduled_at, config_version, owner) VALUES (?, ?, 'pending', 'schedule', ?, "
                 "'scheduler', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    run_id,
-                    deployment,
-                    to_text(slot),
-                    self._now(),
-                    to_text(slot),
-                    config_version,
-                    self._owner,
-                ),  # fmt: skip
-            )
+                (run_id, deployment, to_text(slot), self._now(), to_text(slot), config_version,
+                 self._owner),
+            )  # fmt: skip
             return run_id if cur.rowcount == 1 else None
 
     def create_triggered(
@@ -91,10 +85,9 @@ class Runs:
             )  # fmt: skip
             if cur.rowcount == 1:
                 return run_id, True
+            api = trigger == "api"
             column, key = (
-                ("idempotency_key", idempotency_key)
-                if trigger == "api"
-                else ("delivery_id", delivery_id)
+                ("idempotency_key", idempotency_key) if api else ("delivery_id", delivery_id)
             )
             row = conn.execute(
                 f"SELECT id FROM runs WHERE deployment = ? AND trigger = ? AND {column} = ?",  # noqa: S608
@@ -134,6 +127,13 @@ class Runs:
                 "finished_at = ? WHERE id = ? AND status IN ('pending', 'running')",
                 (status, exit_code, reason, error_class, self._now(), run_id),
             )
+            return cur.rowcount == 1
+
+    def set_warnings(self, run_id: str, warnings: tuple[str, ...] | list[str]) -> bool:
+        """Keep what a run warned about (a JSON list); False when there is no such run."""
+        text = json.dumps(list(warnings)) if warnings else None
+        with self._db.write() as conn:
+            cur = conn.execute("UPDATE runs SET warnings = ? WHERE id = ?", (text, run_id))
             return cur.rowcount == 1
 
     # -- what didn't run ------------------------------------------------------------------

@@ -34,8 +34,8 @@ from runner.schedule.cron import Cron, parse_cron, period
 from runner.schedule.zones import parse_zone
 from vault.validate import validate_name
 
-NOTIFY_EVENTS: Final = ("failure", "timeout", "missed", "auto_pause", "success")
-NOTIFY_DEFAULT: Final = ("failure", "timeout", "missed", "auto_pause")
+NOTIFY_EVENTS: Final = ("failure", "timeout", "missed", "auto_pause", "success", "warning")
+NOTIFY_DEFAULT: Final = ("failure", "timeout", "missed", "auto_pause", "warning")
 _FROZEN: Final = ConfigDict(frozen=True, extra="forbid")
 _EVENT: Final = re.compile(r"[a-z][a-z_]*")
 _REPOSITORY: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")

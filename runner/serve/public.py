@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import structlog
@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import logs
@@ -137,7 +137,9 @@ def _refused(request: Request, name: str, fired: Fired) -> JSONResponse | None:
     return _status(request, name, reason)
 
 
-def public_app(firing: Firing, *, log: Any = None) -> Starlette:
+def public_app(
+    firing: Firing, *, log: Any = None, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
     """The public API over ``firing``; ``log`` gets one ``http_request`` line per request."""
 
     async def health(request: Request) -> JSONResponse:
@@ -217,6 +219,7 @@ def public_app(firing: Firing, *, log: Any = None) -> Starlette:
         Route("/v1/deployments/{name}/fire", fire, methods=["POST"]),
         Route("/v1/deployments/{name}/run", fire, methods=["POST"]),
         Route("/v1/deployments/{name}/github", webhook, methods=["POST"]),
+        *extra_routes,  # the web console (runner/console), with its own access rules
     ]
     return Starlette(
         routes=routes,

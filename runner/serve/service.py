@@ -137,10 +137,14 @@ def serve(home: Path, listen: tuple[str, int]) -> int:
     log.info("serve_started", listen=f"{listen[0]}:{listen[1]}", pid=os.getpid(),
              home=str(home), proxy="own" if proxy else "shared")  # fmt: skip
     try:
+        from runner.console.admin_token import admin_token_hash
+        from runner.console.app import console_routes
         from runner.serve.http import run_http
         from runner.serve.public import public_app
 
-        run_http(public_app(actions), sock, stop)
+        console = console_routes(history_path=history_path(home), home=home, actions=actions,
+                                 admin_token_hash=lambda: admin_token_hash(home))  # fmt: skip
+        run_http(public_app(actions, extra_routes=console), sock, stop)
     finally:
         stop.set()
         scheduler.poke()

@@ -5,7 +5,8 @@ When it ends, its run directory's ``run.json`` says how (the child wrote it), an
 row is finished with the spec's status: ``succeeded``, ``failed``, ``timed_out`` (its time-out
 was the deployment's maximum runtime), ``cancelled`` (the service stopped it) or ``error``.
 A child that outlives its maximum runtime by ``GRACE_S`` is stopped by the service itself.
-Consecutive failures auto-pause a deployment (``pause_after_failures``, default 5).
+Consecutive failures auto-pause a deployment (``pause_after_failures``, default 5). A run's
+warnings (in run.json) are kept on its row and sent as a ``warning`` notification.
 ``queue_one`` keeps at most one run waiting per deployment; it starts when the running one ends.
 """
 
@@ -123,10 +124,14 @@ class Supervisor:
             active.stopping = True
             self._stop(proc)
         status, code, reason = self._outcome(active)
+        warnings = self._warnings(launch.run_id)
         self.history.runs.finish(launch.run_id, status, exit_code=code, reason=reason)  # type: ignore[arg-type]
         self._log.info("run", run_id=launch.run_id, deployment=launch.deployment, status=status,
                        exit_code=code, reason=reason)  # fmt: skip
         self._after(launch, status, reason)
+        if warnings:
+            self._notify("warning", run_id=launch.run_id, deployment=launch.deployment,
+                         status=status, reason="; ".join(warnings))  # fmt: skip
         with self._lock:
             self._state.running.pop(launch.run_id, None)
             nxt = None if self._closing else self._state.queued.pop(launch.deployment, None)
@@ -162,6 +167,15 @@ class Supervisor:
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) and data.get("status") != "running" else {}
+
+    def _warnings(self, run_id: str) -> list[str]:
+        """run.json's warnings (e.g. a secret overdue for rotation), kept on the run's row."""
+        found = self._record(run_id).get("warnings")
+        if not isinstance(found, list) or not found:
+            return []
+        warnings = [str(w)[:1000] for w in found[:20]]
+        self.history.runs.set_warnings(run_id, warnings)
+        return warnings
 
     def _after(self, launch: Launch, status: str, reason: str | None) -> None:
         if status == "cancelled":

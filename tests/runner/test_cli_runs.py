@@ -72,12 +72,12 @@ def test_list_json_has_exactly_the_columns_and_count(history: History, agent_run
     result = runs("list", "--json", "--deployment", "nightly", "--status", "succeeded")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
-    assert list(row) == [*COLUMNS, "count"]
+    assert list(row) == [*COLUMNS, "count", "warnings"]
     assert row == {
         "id": agent_run, "deployment": "nightly", "status": "succeeded",
         "trigger": "schedule", "scheduled_at": "2025-03-09T06:00:00.000Z",
         "started_at": "2025-03-09T06:00:00.000Z", "finished_at": "2025-03-09T06:00:00.000Z",
-        "exit_code": 0, "reason": None, "count": 1,
+        "exit_code": 0, "reason": None, "count": 1, "warnings": [],
     }  # fmt: skip
     missed = json.loads(runs("list", "--json", "--status", "missed").output)
     assert [(r["status"], r["count"]) for r in missed] == [("missed", 4)]

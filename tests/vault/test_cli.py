@@ -273,8 +273,11 @@ def test_list_table(home: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch)
     result = invoke(["list"])
     assert result.exit_code == 0, output_of(result)
     lines = result.output.splitlines()
-    assert lines[0].split() == ["NAME", "DOMAINS", "SURFACES", "CREATED", "UPDATED"]
+    assert lines[0].split() == [
+        "NAME", "DOMAINS", "SURFACES", "CREATED", "UPDATED", "AGE", "ROTATE", "DUE",
+    ]  # fmt: skip
     assert lines[1].split()[:3] == ["A_TOKEN", "a.example", "header,basic"]
+    assert lines[1].split()[5:] == ["0d", "-", "-"]
     assert lines[2].split()[:3] == ["B_TOKEN", "b.example,*.c.example", "header,basic"]
     assert lines[1].split()[3].endswith("Z")
     assert SENTINEL not in output_of(result)

@@ -146,7 +146,8 @@ def test_github_problems(data: dict[str, Any], expected: tuple[str, str]) -> Non
 
 def test_notify() -> None:
     n = Notify.model_validate({"webhook_secret": "SLACK_WEBHOOK"})
-    assert n.on == ("failure", "timeout", "missed", "auto_pause") and n.command is None
+    assert n.on == ("failure", "timeout", "missed", "auto_pause", "warning")
+    assert n.command is None
     n = Notify.model_validate({"command": ["notify-send", "coatcheck"], "on": ["success"]})
     assert n.command == ("notify-send", "coatcheck") and n.on == ("success",)
 
