@@ -7,13 +7,13 @@ LOCK := requirements.lock
 STAMPS := .stamps
 SOURCES := core proxy sandbox runner vault images examples tests
 
-.PHONY: demo test test-fast test-latest bench bench-serve lint images images-claude-code docker venv lock clean
+.PHONY: demo test test-fast test-latest bench bench-serve lint images images-claude-code browser docker venv lock clean
 
 demo: venv images ## vault a demo secret and run a sandboxed curl through the proxy
 	$(PY) -I examples/demo.py
 
-test: venv images lint ## lint, then every test; fails if the Docker tier could not run
-	COATCHECK_REQUIRE_DOCKER=1 $(PY) -m pytest -q
+test: venv images browser lint ## lint, then every test; fails if the Docker or browser tier could not run
+	COATCHECK_REQUIRE_DOCKER=1 COATCHECK_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-fast: venv ## the pure, vault and proxy tiers only (no Docker engine needed)
 	$(PY) -m pytest -q -m "not docker"
@@ -58,6 +58,9 @@ docker:
 images: venv docker
 	@command -v debootstrap >/dev/null || { echo "installing debootstrap..."; apt-get install -y -qq debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }; }
 	$(VENV)/bin/coatcheck images build
+
+browser: ## Debian's chromium and chromedriver, for the web console's browser tests
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { echo "installing chromium and chromium-driver..."; apt-get install -y -qq chromium chromium-driver >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }
 
 images-claude-code: images ## the Claude Code image (about 400 MB; built only on request)
 	$(VENV)/bin/coatcheck images build claude-code

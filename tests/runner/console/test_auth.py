@@ -179,7 +179,7 @@ def test_every_answer_has_the_security_headers(
     headers = client.get(fill(path, seeded)).headers
     assert headers["content-security-policy"] == CSP
     assert headers["x-content-type-options"] == "nosniff"
-    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["referrer-policy"] == "same-origin"
     assert headers["cache-control"] == "no-store"
     assert headers["x-frame-options"] == "DENY"
 
