@@ -9,40 +9,27 @@ fast.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 from core.errors import ProxyUnavailable, RegistrationRefused
+from core.unixline import Unreachable, exchange
 
 MAX_LINE = 4 * 1024 * 1024
 
 
 def call(path: Path, request: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
     """Send one request and return the reply; raise on an unreachable or refusing service."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(str(path))
-        except OSError as exc:
-            raise ProxyUnavailable(
-                f"no proxy service answers at {path} ({exc.strerror or exc}); start one with "
-                "`coatcheck proxy`, or let `coatcheck run` start its own"
-            ) from None
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            if len(buf) > MAX_LINE:
-                break
+        buf = exchange(path, json.dumps(request).encode() + b"\n", timeout=timeout,
+                       max_line=MAX_LINE)  # fmt: skip
+    except Unreachable as exc:
+        raise ProxyUnavailable(
+            f"no proxy service answers at {path} ({exc}); start one with "
+            "`coatcheck proxy`, or let `coatcheck run` start its own"
+        ) from None
     except TimeoutError:
         raise ProxyUnavailable(f"the proxy service at {path} did not answer in time") from None
-    finally:
-        sock.close()
     try:
         reply = json.loads(buf)
     except ValueError:

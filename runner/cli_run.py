@@ -9,7 +9,6 @@ XML result.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import click
 
 from core.errors import UsageError
 from core.home import coatcheck_home
+from core.runids import RUN_ID
 from runner.options import DURATION, resolve_option, upstream_ca_option
 
 JOB_SUFFIX = ".toml"
@@ -235,7 +235,7 @@ def run_command(
     from runner.recorded import run_recorded
     from runner.run import DEFAULT_IMAGE, RunRequest, stop_on_signals
 
-    if run_id is not None and not re.fullmatch(r"r-[0-9a-f]{16}", run_id):
+    if run_id is not None and not RUN_ID.fullmatch(run_id):
         raise UsageError(f"--run-id {run_id!r}: coatcheck serve's run ids are r- and 16 hex digits")
     if parent_pid is not None:
         from core.pids import die_with_parent

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import click
 
 from core.errors import UsageError
 from core.home import coatcheck_home
+from core.runids import RUN_ID
 from runner.history import History, Run, history_path
 from runner.history.db import to_text
 from runner.history.errors import RunNotFound
@@ -28,7 +28,6 @@ RUN_FILES = {
     "run_json": RUN_JSON, "output_log": OUTPUT_LOG, "audit_jsonl": AUDIT_JSONL,
     "transcript_jsonl": "transcript.jsonl", "report_md": "report.md", "out": "out",
 }  # fmt: skip
-_RUN_ID = re.compile(r"r-[0-9a-f]{16}")
 _HOW_TO_LIST = "`coatcheck runs list` shows the runs"
 
 
@@ -171,7 +170,7 @@ def _find(run: str) -> tuple[Run | None, Path | None]:
                 return found, run_dir if run_dir.is_dir() else None
     else:
         missing = RunNotFound(f"no run {run!r}; {_HOW_TO_LIST}")
-    if _RUN_ID.fullmatch(run) and (runs_root / run).is_dir():
+    if RUN_ID.fullmatch(run) and (runs_root / run).is_dir():
         return None, runs_root / run
     raise missing
 

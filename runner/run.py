@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from core.errors import (
     UsageError,
 )
 from core.messages import Registered, Registration
+from core.runids import new_run_id
 from proxy import ca, control
 from proxy.paths import ProxyPaths
 from runner.ephemeral import EphemeralProxy
@@ -57,10 +57,6 @@ class RunRequest:
     limits: Limits | None = None  # None: the sandbox's defaults
     workspace: Path | None = None  # agent runs: a host directory mounted at /workspace
     input_file: Path | None = None  # a trigger's body, untrusted: $COATCHECK_INPUT, read-only
-
-
-def new_run_id() -> str:
-    return "r-" + secrets.token_hex(8)
 
 
 def check_secrets_exist(home: Path, names: tuple[str, ...]) -> list[Any]:

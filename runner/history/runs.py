@@ -11,19 +11,14 @@ so that consecutive ones with the same reason collapse into one row with a ``cou
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
+from core.runids import new_run_id
 from runner.history.db import Database, from_text, to_text, utc_now
 from runner.history.errors import RunNotFound
 from runner.history.runrow import FINISHED, Run, RunStatus, Trigger, run_of
-
-
-def new_run_id() -> str:
-    """The same form as ``runner.run.new_run_id``: "r-" and 16 hex digits."""
-    return "r-" + secrets.token_hex(8)
 
 
 class Runs:

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
+from core.runids import new_run_id
 from runner.history import retention
 from runner.history.db import Database, utc_now
 from runner.history.deployments import Deployments
-from runner.history.runs import Runs, new_run_id
+from runner.history.runs import Runs
 
 
 class History:

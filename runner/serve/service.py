@@ -43,8 +43,8 @@ from runner.serve.wire import Request, ServiceUnavailable, call
 PROXY_START_S: Final = 60.0
 
 
-def configure_logging() -> None:
-    """One JSON object a line on stderr, for every logger of the service."""
+def configure_logging(stream: Any = None) -> None:
+    """One JSON object a line on ``stream`` (stderr), for every logger of the service."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -52,7 +52,7 @@ def configure_logging() -> None:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr if stream is None else stream),
         cache_logger_on_first_use=True,
     )
 

@@ -13,12 +13,12 @@ field and raises ``UsageError``: the service never acts on a half-understood req
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from core.errors import CoatcheckError, UsageError
+from core.unixline import Unreachable, exchange
 
 OPS: Final = ("ping", "deploy", "pause", "unpause", "archive", "run", "token", "webhook")
 MAX_LINE: Final = 4 * 1024 * 1024
@@ -91,24 +91,12 @@ def refusal(exc: CoatcheckError) -> bytes:
 def call(path: Path, request: Request, *, timeout: float = 30.0) -> dict[str, Any]:
     """Send ``request`` to the service at ``path``; its reply, or ``ServiceUnavailable`` /
     ``Refused`` (with the service's message and exit code)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    buf = b""
     try:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            raise ServiceUnavailable(NOT_RUNNING) from None
-        sock.sendall(request.encode())
-        while not buf.endswith(b"\n") and len(buf) <= MAX_LINE:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = exchange(path, request.encode(), timeout=timeout, max_line=MAX_LINE)
+    except Unreachable:
+        raise ServiceUnavailable(NOT_RUNNING) from None
     except TimeoutError:
         raise ServiceUnavailable(f"coatcheck serve at {path} did not answer in time") from None
-    finally:
-        sock.close()
     try:
         reply = json.loads(buf)
     except ValueError:

@@ -36,12 +36,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import structlog  # noqa: E402
 
 from runner.history.store import History  # noqa: E402
 from runner.serve.book import Book  # noqa: E402
 from runner.serve.launcher import Launch  # noqa: E402
 from runner.serve.scheduler import Scheduler  # noqa: E402
+from runner.serve.service import configure_logging  # noqa: E402
 from tests.runner.history.bulk import fill  # noqa: E402
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
@@ -64,17 +64,7 @@ def pct(values: list[float], q: float) -> float:
 
 def quiet_logs() -> None:
     """The service's JSON log lines, rendered as in ``coatcheck serve``, into /dev/null."""
-    sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=False),
-        ],
-        logger_factory=structlog.WriteLoggerFactory(sink),
-        cache_logger_on_first_use=True,
-    )
+    configure_logging(open(os.devnull, "w"))  # noqa: SIM115 - open for the whole run
 
 
 # -- 1. history queries ----------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_warning_is_a_notification_kind_sent_by_default() -> None:
 
     assert "warning" in DEFAULT_KINDS
     n = Notifier(base_url="https://cc.example", url_secret="HOOK",
-                 resolve_url=lambda _n: "https://hooks.example/x", post=post,
+                 resolve_url=lambda _n: "https://hooks.coatcheck.test/x", post=post,
                  log=logs.json_logger(io.StringIO()))  # fmt: skip
     assert n.notify("warning", run_id="r-1", deployment="nightly", status="succeeded",
                     reason="secret OLD was last rotated 45 days ago")  # fmt: skip

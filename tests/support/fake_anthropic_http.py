@@ -20,6 +20,7 @@ from tests.support.fake_anthropic_script import (
     error_json,
     sse,
 )
+from tests.support.http_body import read_body
 
 if TYPE_CHECKING:
     from tests.support.fake_anthropic import FakeAnthropic, Recorded, Reply
@@ -106,16 +107,7 @@ def handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
         do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _serve
 
         def _body(self) -> bytes:
-            if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline().strip():
-                pass  # trailers
-            return b"".join(parts)
+            return read_body(self)
 
         def _head(self, rec: Recorded, status: int, headers: dict[str, str]) -> None:
             rec.status = status

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import trustme
 
 from tests.support.fake_anthropic_http import Server
+from tests.support.http_body import read_body
 
 REALM = "coatcheck test git"
 BACKEND = "http-backend"
@@ -235,16 +236,7 @@ def _handler(git: GitServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = _serve
 
         def _body(self) -> bytes:
-            if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline().strip():
-                pass
-            return b"".join(parts)
+            return read_body(self)
 
         def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
             self.send_response(status)

@@ -15,7 +15,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from runner.serve.book import Book
 from runner.serve.launcher import Launcher, Popen, ServePaths
 from runner.serve.scheduler import Scheduler
 from runner.serve.supervisor import Supervisor
+from tests.runner.history.helpers import Clock as HistoryClock
 
 T0 = datetime(2025, 3, 10, 10, 10, tzinfo=UTC)  # a Monday, ten past ten UTC
 WAIT_S = 10.0  # an upper bound for events that come at once; never slept
@@ -36,16 +37,11 @@ def at(hour: int, minute: int = 0, second: int = 0, day: int = 10) -> datetime:
     return datetime(2025, 3, day, hour, minute, second, tzinfo=UTC)
 
 
-class Clock:
+class Clock(HistoryClock):
+    """The history tests' hand-set clock, starting at this module's ``T0``."""
+
     def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+        super().__init__(now)
 
 
 def job_toml(name: str = "nightly", cron: str = "0 * * * *", **schedule: Any) -> str:
