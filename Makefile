@@ -7,12 +7,12 @@ LOCK := requirements.lock
 STAMPS := .stamps
 SOURCES := core proxy sandbox runner vault images examples tests
 
-.PHONY: demo test test-fast test-latest bench bench-serve lint images images-claude-code browser docker venv lock clean
+.PHONY: clients demo test test-fast test-latest bench bench-serve lint images images-claude-code browser docker venv lock clean
 
 demo: venv images ## vault a demo secret and run a sandboxed curl through the proxy
 	$(PY) -I examples/demo.py
 
-test: venv images browser lint ## lint, then every test; fails if the Docker or browser tier could not run
+test: venv images browser clients lint ## lint, then every test; fails if the Docker or browser tier could not run
 	COATCHECK_REQUIRE_DOCKER=1 COATCHECK_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-fast: venv ## the pure, vault and proxy tiers only (no Docker engine needed)
@@ -26,8 +26,9 @@ test-latest: images
 	$(LATEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(mitmproxy|docker|cryptography|keyring|structlog|click|idna|brotli|backports.zstd|certifi|requests)==' | tr '\n' ' '; echo
 	COATCHECK_REQUIRE_DOCKER=1 $(LATEST)/bin/python -m pytest -q
 
-bench: venv images ## proxy throughput/latency and run start-up ratios
-	$(PY) tests/bench/bench.py
+# `make bench BENCH_ARGS=--quick` for a smoke run; writes artifacts/bench.md and bench.json.
+bench: venv images ## start-up, CLI CPU, keep-alive (1 and 4 runs), SSE, bulk, proxy memory: ratios vs targets
+	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 
 bench-serve: venv ## scheduler CPU and fire lateness at 10,000 deployments; history queries on 1,000,000 runs
 	$(PY) tests/bench/bench_serve.py
@@ -61,6 +62,9 @@ images: venv docker
 
 browser: ## Debian's chromium and chromedriver, for the web console's browser tests
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { echo "installing chromium and chromium-driver..."; apt-get install -y -qq chromium chromium-driver >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }
+
+clients: ## Node and Go, for the test image of clients that ignore proxy variables
+	@command -v node >/dev/null && command -v go >/dev/null || { echo "installing nodejs and golang-go..."; apt-get install -y -qq nodejs golang-go >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs golang-go >/dev/null; }; }
 
 images-claude-code: images ## the Claude Code image (about 400 MB; built only on request)
 	$(VENV)/bin/coatcheck images build claude-code

@@ -35,6 +35,7 @@ class Registration:
     upstream_ca_pem: tuple[str, ...] = ()
     on_leak: str = "log"
     owner_pid: int | None = None
+    allow_opaque: tuple[str, ...] = ()  # host patterns spliced without interception
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class Registration:
             "upstream_ca_pem": list(self.upstream_ca_pem),
             "on_leak": self.on_leak,
             "owner_pid": self.owner_pid,
+            "allow_opaque": list(self.allow_opaque),
         }
 
     def encode(self) -> bytes:
@@ -74,6 +76,7 @@ class Registration:
             upstream_ca_pem=_texts(obj, "upstream_ca_pem"),
             on_leak=on_leak,
             owner_pid=owner,
+            allow_opaque=_texts(obj, "allow_opaque"),
         )
 
 

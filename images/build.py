@@ -58,8 +58,12 @@ def _recipe(*parts: str) -> bytes:
     return resources.files("images").joinpath(*parts).read_bytes()
 
 
-def _init_source() -> bytes:
-    return resources.files("sandbox").joinpath("init.py").read_bytes()
+# sandbox/ files the image carries: init.py in /opt/coatcheck, the others in /opt/coatcheck/sandbox
+INIT_FILES = ("init.py", "__init__.py", "names.py", "relay.py")
+
+
+def _init_source(name: str = "init.py") -> bytes:
+    return resources.files("sandbox").joinpath(name).read_bytes()
 
 
 def base_packages() -> list[str]:
@@ -73,7 +77,9 @@ def recipe_digest(name: str) -> str:
     if name == "base":
         h.update(SUITE.encode() + b"\0" + "\n".join(base_packages()).encode())
     elif name == "sandbox":
-        h.update(_recipe("sandbox", "Dockerfile") + b"\0" + _init_source())
+        h.update(_recipe("sandbox", "Dockerfile"))
+        for init_file in INIT_FILES:
+            h.update(b"\0" + _init_source(init_file))
     elif name == "agent":
         from images import agent_image as agent
 
@@ -275,7 +281,10 @@ def _build_sandbox(engine: Any, progress: Progress) -> None:
     progress(f"sandbox: building {SANDBOX} from {BASE}")
     with tempfile.TemporaryDirectory(prefix="coatcheck-sandbox-") as ctx:
         Path(ctx, "Dockerfile").write_bytes(_recipe("sandbox", "Dockerfile"))
-        Path(ctx, "init.py").write_bytes(_init_source())
+        Path(ctx, "sandbox").mkdir()
+        for init_file in INIT_FILES:
+            where = Path(ctx) if init_file == "init.py" else Path(ctx, "sandbox")
+            where.joinpath(init_file).write_bytes(_init_source(init_file))
         engine.build_image(
             Path(ctx),
             SANDBOX,

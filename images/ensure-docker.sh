@@ -10,7 +10,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 if ! docker info >/dev/null 2>&1; then
     echo "coatcheck: no Docker engine running; starting dockerd in the background (log: /tmp/coatcheck-dockerd.log)"
-    $sudo sh -c 'nohup dockerd >/tmp/coatcheck-dockerd.log 2>&1 &'
+    # In a session of its own: a process-group kill of whatever ran this must not take it along.
+    $sudo setsid sh -c 'nohup dockerd >/tmp/coatcheck-dockerd.log 2>&1 &'
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && exit 0
         sleep 0.5

@@ -5,7 +5,8 @@ path without its query, the status, the decision and its reason, and the *names*
 injected. Leak signals are separate ``placeholder_leak`` lines. What the addon knows of a request
 comes from its :class:`~proxy.flowstate.FlowState`; a failure in a connection hook, with no
 request to name, gets a line of its own (:meth:`Audit.failure`), and so do connections closed
-over a run's cap: one line counts many (:meth:`Audit.connections_refused`).
+over a run's cap: one line counts many (:meth:`Audit.connections_refused`). An opaque tunnel
+(``--allow-opaque``) gets one line when it ends, with its bytes each way (:meth:`Audit.opaque`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from proxy.policy import Decision
 from proxy.reasons import Reason
 
 REFUSED_CONNECTIONS = "refused_connections"  # how many a ``too_many_connections`` line counts
+# an opaque tunnel's line (Audit.opaque): the address dialled, the TLS bytes each way
+ADDRESS, BYTES_UP, BYTES_DOWN = "address", "bytes_up", "bytes_down"
 
 
 class Audit:
@@ -108,6 +111,41 @@ class Audit:
                 "error": decision.detail,
             },
         )
+
+    def opaque(
+        self,
+        run_id: str,
+        decision: Decision,
+        *,
+        host: str,
+        port: int,
+        status: int,
+        address: str | None,
+        bytes_up: int,
+        bytes_down: int,
+        duration_ms: float,
+        error: str = "",
+    ) -> None:
+        """An opaque tunnel (:mod:`proxy.opaque`), when it ends or is refused: its destination,
+        the address dialled and the bytes each way; there are no requests to name."""
+        kw: dict[str, Any] = {
+            logs.RUN_ID: run_id,
+            logs.METHOD: "CONNECT",
+            logs.HOST: host,
+            logs.PORT: port,
+            logs.PATH: None,
+            logs.STATUS: status,
+            logs.DECISION: "allow" if decision.allowed else "deny",
+            logs.REASON: decision.reason,
+            logs.SECRETS_INJECTED: [],
+            ADDRESS: address,
+            BYTES_UP: bytes_up,
+            BYTES_DOWN: bytes_down,
+            logs.DURATION_MS: round(duration_ms, 2),
+        }
+        if error:
+            kw["error"] = error
+        self._emit(logs.AUDIT_EVENT, **kw)
 
     def leak(self, flow: Any, run: Any, names: list[str]) -> None:
         req = flow.request

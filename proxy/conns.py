@@ -5,7 +5,9 @@ Over the run's cap (:class:`~proxy.limits.Limits`) it is closed at once, and the
 are reported sparingly: one audit line and one log line when they start, then one per
 :data:`~proxy.limits.REPORT_INTERVAL_S` with the count, while they go on. Within the cap, the
 connection goes to the proxy with a reader whose first bytes must come within the idle
-timeout (:class:`FirstBytes`); a connection that never sends a request is closed.
+timeout (:class:`FirstBytes`); a connection that never sends a request is closed. For a run
+with opaque hosts, a CONNECT to one of them is served by :class:`~proxy.splice.OpaqueTunnels`
+instead (checked, then spliced without interception).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 from proxy.limits import REPORT_INTERVAL_S, ConnectionSlots, Limits, Tally
 from proxy.policy import Decision, deny
 from proxy.reasons import Reason
+from proxy.splice import OpaqueTunnels
 
 log = logging.getLogger("coatcheck.proxy")
 Handle = Callable[[str, Any, Any], Awaitable[None]]
@@ -67,6 +70,7 @@ class RunConnections:
         self.limits, self.interval = limits, interval
         self.slots = ConnectionSlots(limits.connections_per_run)
         self.audit: RefusalAudit | None = None
+        self.opaque: OpaqueTunnels | None = None  # proxy.splice, set by the service
         self._tally = Tally()
 
     async def serve(
@@ -82,7 +86,11 @@ class RunConnections:
             self._refused(run_id)
             return
         try:
-            await handle(run_id, FirstBytes(reader, self.limits.idle_timeout_s), writer)
+            first: Any = FirstBytes(reader, self.limits.idle_timeout_s)
+            if self.opaque is not None:  # a CONNECT to an opaque host is spliced, not handled
+                first = await self.opaque.take(run_id, first, writer)
+            if first is not None:
+                await handle(run_id, first, writer)
         finally:
             self.slots.leave(run_id)
             writer.close()  # mitmproxy may leave it to the garbage collector

@@ -200,6 +200,9 @@ class Engine:
     def runs(self) -> list[RunPolicy]:
         return list(self._runs.values())
 
+    def registered(self, run_id: str) -> RunPolicy | None:  # no vault look-up
+        return self._runs.get(run_id)
+
     def view(self, run_id: str | None) -> RunView | None:
         """The run as the vault has it now: rotated values and edited rules apply at once."""
         registered = self._runs.get(run_id) if run_id else None

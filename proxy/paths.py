@@ -3,7 +3,8 @@
 Under ``COATCHECK_HOME/proxy``: the CA (``ca/``, private, 0700), the sandbox trust bundle
 (public certificate only), the audit log. Sockets live in a short private directory under
 ``/tmp`` (Unix socket paths are limited to 108 bytes): ``control.sock`` and one ``runs/<id>/``
-directory per run, which is what gets bind-mounted into that run's sandbox.
+directory per run, which is what gets bind-mounted into that run's sandbox; ``launch.sock``, where
+the shared service's zygote takes warm runs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class ProxyPaths:
     @property
     def control(self) -> Path:
         return self.sockets / "control.sock"
+
+    @property
+    def launch(self) -> Path:
+        """The zygote's socket (``runner/zygote.py``): warm ``coatcheck run``s start there."""
+        return self.sockets / "launch.sock"
 
     def run_dir(self, run_id: str) -> Path:
         return self.sockets / "runs" / run_id

@@ -4,6 +4,7 @@ prefixes, lengths, and the union of languages by leading bytes. Pure."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from proxy.patterns import END, ESCAPED, Alt, Atom, Cat, End, Lit, Node, alt, cat, lits, pattern
 
@@ -158,3 +159,29 @@ def union_by_bytes(languages: Sequence[Node], depth: int, *, nested: bool = Fals
     elif nested and any(nullable(language, at_end=True) for language in languages):
         parts.append(rb"\Z")
     return b"|".join(parts) if parts else rb"(?!)"
+
+
+@lru_cache(maxsize=4096)
+def shortest(node: Node) -> int:
+    """The length of the shortest word of ``node``."""
+    if isinstance(node, Lit):
+        return len(node.data)
+    if isinstance(node, End):
+        return 0
+    if isinstance(node, Atom):
+        return shortest(node.item)
+    if isinstance(node, Alt):
+        return min(shortest(i) for i in node.items)
+    return sum(shortest(i) for i in node.items)
+
+
+@lru_cache(maxsize=4096)
+def alphabet(node: Node) -> frozenset[int]:
+    """Every byte that occurs in some word of ``node``."""
+    if isinstance(node, Lit):
+        return frozenset(node.data)
+    if isinstance(node, End):
+        return frozenset()
+    if isinstance(node, Atom):
+        return alphabet(node.item)
+    return frozenset().union(*(alphabet(i) for i in node.items))

@@ -18,6 +18,7 @@ class Reason(StrEnum):
     RESOLVE_MAPPED = "resolve_mapped"
     PUBLIC_ADDRESS = "public_address"
     BOUND = "bound"  # the request's Host / :authority name its real destination
+    OPAQUE = "opaque"  # an --allow-opaque host: checked, then spliced without interception
 
     # -- the connection or its destination --------------------------------------------------
     UNKNOWN_CLIENT = "unknown_client"
@@ -28,6 +29,8 @@ class Reason(StrEnum):
     ADDRESS_REFUSED = "address_refused"
     UNCHECKED_DESTINATION = "unchecked_destination"
     SNI_MISMATCH = "sni_mismatch"
+    NOT_TLS = "not_tls"  # an opaque tunnel's first bytes are no TLS ClientHello
+    DIAL_FAILED = "dial_failed"  # an opaque host's checked address did not answer: 502
 
     # -- the resolved address (one per answer of core.addresses.refusal_reason) -------------
     ADDRESS_CLOUD_METADATA = "address_cloud_metadata"
@@ -77,6 +80,7 @@ class Reason(StrEnum):
     # under --on-leak block the run's later requests too (403)
     UNEXPECTED_VALUE = "unexpected_value"
     INTERNAL_ERROR = "internal_error"
+    WORKER_LOST = "worker_lost"  # the run's proxy worker died: the run is cut off (fail closed)
     UNCHECKED = "unchecked"  # an audit line for a request no decision was made on
 
     @classmethod

@@ -50,12 +50,49 @@ class RunPolicy:
     allow_cidrs: tuple[IPv4Network | IPv6Network, ...] = ()
     on_leak: str = "log"
     owner_pid: int | None = None
+    allow_opaque: tuple[DomainPattern, ...] = ()  # spliced, never intercepted: proxy.opaque
     allowlist: tuple[DomainPattern, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Every secret's domains plus --allow; asked on every request, so computed once.
         allowed = tuple(p for s in self.secrets for p in s.domains) + self.allow
         object.__setattr__(self, "allowlist", allowed)
+
+
+def overlap(a: DomainPattern, b: DomainPattern) -> bool:
+    """Is there a ``host:port`` both patterns match?"""
+    if a.port is not None and b.port is not None and a.port != b.port:
+        return False
+    if a.wildcard and b.wildcard:
+        return a.host == b.host or _under(a.host, b.host) or _under(b.host, a.host)
+    if a.wildcard:
+        return _under(b.host, a.host)
+    if b.wildcard:
+        return _under(a.host, b.host)
+    return a.host == b.host
+
+
+def _under(name: str, suffix: str) -> bool:
+    return name.endswith("." + suffix)
+
+
+def opaque_conflicts(
+    opaque: tuple[DomainPattern, ...], secrets: Mapping[str, tuple[DomainPattern, ...]]
+) -> list[str]:
+    """Why ``--allow-opaque`` patterns may not be used with these secrets (name -> domains):
+    one message per opaque pattern that covers a host some secret is for."""
+    out = []
+    for pattern in opaque:
+        for name, domains in secrets.items():
+            hit = next((d for d in domains if overlap(pattern, d)), None)
+            if hit is not None:
+                out.append(
+                    f"the opaque host pattern {pattern} (--allow-opaque) covers {hit}, a "
+                    f"domain of the secret {name}: "
+                    "opaque hosts get no secret (their traffic is not intercepted); drop the "
+                    f"opaque pattern, or narrow it to hosts {name} is not for"
+                )
+    return out
 
 
 def parse_resolve(items: Mapping[str, str] | list[str]) -> dict[str, str]:
@@ -107,6 +144,10 @@ def parse_run(obj: Mapping[str, Any]) -> RunPolicy:
     if on_leak not in ON_LEAK:
         raise UsageError(f"--on-leak {on_leak!r}: use one of {ON_LEAK}")
     owner = obj.get("owner_pid")
+    opaque = parse_patterns(obj.get("allow_opaque", ()))
+    conflicts = opaque_conflicts(opaque, {s.name: s.domains for s in secrets_})
+    if conflicts:
+        raise UsageError("; ".join(conflicts))
     return RunPolicy(
         run_id=run_id,
         secrets=tuple(secrets_),
@@ -115,4 +156,5 @@ def parse_run(obj: Mapping[str, Any]) -> RunPolicy:
         allow_cidrs=parse_cidrs(obj.get("allow_cidr", ())),
         on_leak=on_leak,
         owner_pid=int(owner) if owner is not None else None,
+        allow_opaque=opaque,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -18,14 +19,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from core import messages, placeholders
 from core.errors import CoatcheckError, UsageError
 from core.home import coatcheck_home, ensure_private_dir
 from core.messages import Registered, Registration
 from core.pids import alive
-from proxy import ca, control, limits
+from proxy import ca, control, limits, workers
+from proxy.appendlog import AppendLog
 from proxy.audit import Audit
 from proxy.conns import RunConnections, raise_open_files_limit
 from proxy.engine import Engine, SecretValues
@@ -33,6 +35,7 @@ from proxy.limits import Limits
 from proxy.logscrub import install_log_scrubber
 from proxy.paths import ProxyPaths
 from proxy.runs import RunPolicy, parse_resolve, parse_run
+from proxy.splice import OpaqueTunnels
 from proxy.trust import UpstreamTrust
 
 REAP_INTERVAL_S = 2.0
@@ -47,11 +50,16 @@ class ProxyService:
         *,
         upstream_cas: list[str] | None = None,
         limits: Limits | None = None,
+        worker_dir: Path | None = None,
     ) -> None:
         self.paths = paths
         self.engine = engine
         self.values = values  # VaultValues-like: reveal(), meta()
-        self.trust = UpstreamTrust(paths.sockets, upstream_cas)
+        # A worker of a coordinated service has a directory of its own, under the socket
+        # directory: its control socket and its trust bundles (the others' are not its own).
+        self.worker_dir = worker_dir
+        self.control = paths.control if worker_dir is None else worker_dir / "control.sock"
+        self.trust = UpstreamTrust(worker_dir or paths.sockets, upstream_cas)
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._handle: Callable[..., Any] | None = None
         self.shutdown: Callable[[], None] = lambda: None
@@ -67,7 +75,7 @@ class ProxyService:
         self._handle = handle
         ensure_private_dir(self.paths.sockets)
         (self.paths.sockets / "runs").mkdir(mode=0o711, exist_ok=True)
-        control = self.paths.control
+        control = self.control
         with contextlib.suppress(FileNotFoundError):
             control.unlink()
         await asyncio.start_unix_server(self._control, path=str(control))
@@ -139,6 +147,7 @@ class ProxyService:
                 "allow_cidr": reg.allow_cidr,
                 "on_leak": reg.on_leak,
                 "owner_pid": reg.owner_pid,
+                "allow_opaque": reg.allow_opaque,
             }
         )
 
@@ -177,6 +186,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolve", action="append", default=[])
     p.add_argument("--upstream-ca", action="append", default=[])
     p.add_argument("--audit-log", type=Path, default=None)
+    p.add_argument(
+        workers.WORKERS_FLAG, type=int, default=None, metavar="N",
+        help="processes to spread runs over (default: one per core; not with --ephemeral)",
+    )  # fmt: skip
+    p.add_argument(workers.WORKER_DIR_FLAG, type=Path, default=None, help=argparse.SUPPRESS)
     limits.add_arguments(p)
     return p.parse_args(argv)
 
@@ -188,13 +202,17 @@ def build(args: argparse.Namespace, open_values: OpenValues) -> ProxyService:
     """The service for ``args``; ``open_values(home)`` is where real values come from (the
     vault, composed in by the runner: the proxy never imports it)."""
     bounds = limits.from_args(args)  # bad limits fail before anything is set up
+    if args.worker_dir is not None and args.workers:  # a worker's share of the total
+        share = max(bounds.run_buffer_bytes, bounds.total_buffer_bytes // args.workers)
+        bounds = dataclasses.replace(bounds, total_buffer_bytes=share)
     home = args.home or coatcheck_home()
     paths = ProxyPaths.for_home(home, sockets=args.sockets)
     ensure_private_dir(paths.dir)
     ca.ensure_ca(paths.confdir)
     values = open_values(home)  # the key is fetched when a value is first needed
     engine = Engine(values, resolve=parse_resolve(args.resolve))
-    return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca, limits=bounds)
+    return ProxyService(paths, engine, values, upstream_cas=args.upstream_ca, limits=bounds,
+                        worker_dir=args.worker_dir)  # fmt: skip
 
 
 async def amain(argv: list[str], open_values: OpenValues) -> int:
@@ -203,14 +221,18 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
     args = _parse_args(argv)
     service = build(args, open_values)
     install_log_scrubber(service.engine)
-    if not args.ephemeral and control.ping(service.paths.control) is not None:
+    coordinator = workers.CoordinatorSocket(service.paths.control) if args.worker_dir else None
+    shared = not args.ephemeral and coordinator is None
+    if shared and control.ping(service.paths.control) is not None:
         raise UsageError(
             f"a proxy service already answers at {service.paths.control} for this "
             "COATCHECK_HOME; stop it first, or use it: `coatcheck run` finds it by itself"
         )
     audit_path = args.audit_log or service.paths.audit_log
-    audit_stream = open(audit_path, "a", buffering=1)  # noqa: SIM115
-    audit = service.conns.audit = Audit(audit_stream)
+    audit_stream = AppendLog(audit_path)  # a line per write(): workers share the file
+    audit = service.conns.audit = Audit(cast(IO[str], audit_stream))
+    idle = service.limits.idle_timeout_s
+    service.conns.opaque = OpaqueTunnels(service.engine, audit, timeout=idle)
     raise_open_files_limit()  # one run's connections must not use up what the others need
     loop = asyncio.get_running_loop()
     initial: Registration | None = None
@@ -235,6 +257,9 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
                 reply["ok"] = False
             if not reply["ok"]:
                 service.shutdown()
+        elif coordinator is not None:  # a worker: its coordinator waits for this line
+            sys.stdout.buffer.write(messages.encode({"ok": True, "control": str(service.control)}))
+            sys.stdout.flush()
         else:
             sys.stdout.buffer.write(
                 messages.encode({"ok": True, "control": str(service.paths.control)})
@@ -266,7 +291,9 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
         service.trust.remove()
         if initial is None:
             with contextlib.suppress(FileNotFoundError):
-                service.paths.control.unlink()
+                service.control.unlink()
+            if coordinator is not None:
+                coordinator.remove_if_orphaned()
         else:  # an ephemeral service's socket directory is its own: leave nothing behind
             shutil.rmtree(service.paths.sockets, ignore_errors=True)
         audit_stream.close()

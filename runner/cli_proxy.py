@@ -31,9 +31,22 @@ def _limit_options(f):  # type: ignore[no-untyped-def]
     type=click.Path(dir_okay=False),
     help="Where audit lines go [default: $COATCHECK_HOME/proxy/audit.jsonl].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    metavar="N",
+    help="Processes to spread runs over, each run on one [default: one per core]. With more "
+    "than one, a coordinator places runs and restarts a worker that dies (its runs are cut "
+    "off, never left open); --buffer-total is shared among them.",
+)
 @_limit_options
 def proxy_command(
-    resolve: tuple[str, ...], upstream_ca: tuple[str, ...], audit_log: str | None, **limits: float
+    resolve: tuple[str, ...],
+    upstream_ca: tuple[str, ...],
+    audit_log: str | None,
+    workers: int | None,
+    **limits: float,
 ) -> None:
     """Run the egress proxy service in the foreground until interrupted.
 
@@ -45,5 +58,7 @@ def proxy_command(
     argv = [f"--resolve={r}" for r in resolve] + [f"--upstream-ca={c}" for c in upstream_ca]
     if audit_log:
         argv.append(f"--audit-log={audit_log}")
+    if workers is not None:
+        argv.append(f"--workers={workers}")
     argv += [f"--{name.replace('_', '-')}={value}" for name, value in limits.items()]
     raise SystemExit(proxyd.main(argv))

@@ -21,7 +21,7 @@ import click
 from core.errors import UsageError
 from core.home import coatcheck_home
 from core.runids import RUN_ID
-from runner.options import DURATION, resolve_option, upstream_ca_option
+from runner.options import DURATION, allow_opaque_option, resolve_option, upstream_ca_option
 
 JOB_SUFFIX = ".toml"
 
@@ -76,8 +76,8 @@ def _union(*lists: tuple[str, ...]) -> tuple[str, ...]:
 
 def job_request(job: Any, flags: dict[str, Any]) -> Any:
     """The RunRequest of a job file and the command line's flags: flags add to the lists
-    (``--secret``, ``--allow``, ``--resolve``, ``--upstream-ca``, ``--env``) and override the
-    scalars (``--image``, ``--timeout``, ``--on-leak``)."""
+    (``--secret``, ``--allow[-opaque]``, ``--resolve``, ``--upstream-ca``, ``--env``) and override
+    the scalars (``--image``, ``--timeout``, ``--on-leak``)."""
     from runner.run import DEFAULT_IMAGE, RunRequest
     from sandbox.docker import Limits
 
@@ -86,6 +86,7 @@ def job_request(job: Any, flags: dict[str, Any]) -> Any:
         command=job.command,
         secrets=_union(job.secrets, flags["secrets"]),
         allow=_union(job.allow, flags["allow"]),
+        allow_opaque=_union(job.allow_opaque, flags["allow_opaque"]),
         resolve=_union(job.resolve, flags["resolve"]),
         allow_cidr=flags["allow_cidr"],
         upstream_ca=(*job.ca_paths, *(Path(p) for p in flags["upstream_ca"])),
@@ -156,6 +157,7 @@ def _load_job(path: Path, *, base: Path | None = None) -> Any:
     metavar="DOMAIN",
     help="Also allow this host pattern, without any secret (repeatable).",
 )
+@allow_opaque_option
 @resolve_option
 @click.option(
     "--allow-cidr",
@@ -238,9 +240,9 @@ def run_command(
     if run_id is not None and not RUN_ID.fullmatch(run_id):
         raise UsageError(f"--run-id {run_id!r}: coatcheck serve's run ids are r- and 16 hex digits")
     if parent_pid is not None:
-        from core.pids import die_with_parent
+        from runner.lifeline import die_with
 
-        die_with_parent(parent_pid)
+        die_with(parent_pid)  # its parent, or (the warm path) the zygote's client
     if junit_file is not None and not junit_file.parent.is_dir():
         raise UsageError(
             f"--junit {junit_file}: no directory {junit_file.parent}; create it or write the "
@@ -260,6 +262,7 @@ def run_command(
             command=command,
             secrets=flags["secrets"],
             allow=flags["allow"],
+            allow_opaque=flags["allow_opaque"],
             resolve=flags["resolve"],
             allow_cidr=flags["allow_cidr"],
             upstream_ca=tuple(Path(p) for p in flags["upstream_ca"]),

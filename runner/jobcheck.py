@@ -2,7 +2,9 @@
 
 An agent job's model key, ``ANTHROPIC_API_KEY``, must be vaulted for ``api.anthropic.com``: a
 key that the proxy would never inject there leaves the agent unable to reach its model, which
-is better said now than at 3 a.m. Only metadata is read (no key, no values).
+is better said now than at 3 a.m. So is an ``allow_opaque`` pattern over a domain one of the
+job's secrets is vaulted for (opaque hosts get no secret). Only metadata is read (no key, no
+values).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from core.domains import matches_any, parse_patterns
 from core.errors import InvalidJobFile, UsageError
 from proxy.pathrules import path_matches
+from proxy.runs import opaque_conflicts
 from runner.jobfile import API_HOST, API_KEY, Job
 
 MESSAGES_PATH = "/v1/messages"
@@ -29,9 +32,11 @@ def vault_problems(
 ) -> tuple[tuple[str, str], ...]:
     """``(field, message)`` problems of ``job`` given the vault's metadata by name. Pure.
     Without ``require_key``, a key that is not vaulted yet is no problem (``coatcheck check``
-    on a machine that will run the job elsewhere); a vaulted one must still fit."""
+    on a machine that will run the job elsewhere); a vaulted one must still fit. An opaque
+    host pattern may cover no domain of the job's secrets (:func:`opaque_problems`)."""
+    opaque = opaque_problems(job, metas)
     if job.agent is None:
-        return ()
+        return opaque
     meta = metas.get(API_KEY)
     if meta is None:
         return (("secrets", missing_key(home)),) if require_key else ()
@@ -61,13 +66,31 @@ def vault_problems(
             f"the vaulted {API_KEY} is limited to paths {', '.join(meta.paths)}, which "
             f"leave out {MESSAGES_PATH}: {FIX}"
         )
-    return tuple(("secrets", message) for message in out)
+    return opaque + tuple(("secrets", message) for message in out)
+
+
+def opaque_problems(job: Job, metas: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``allow_opaque`` patterns that cover a domain a secret of the job is vaulted for (an
+    agent's key included): opaque hosts get no secret. Secrets not vaulted yet are left out."""
+    if not job.allow_opaque:
+        return ()
+    names = (*job.secrets, *((API_KEY,) if job.agent is not None else ()))
+    domains = {}
+    for name in dict.fromkeys(names):
+        meta = metas.get(name)
+        if meta is not None:
+            try:
+                domains[name] = parse_patterns(meta.domains)
+            except UsageError:
+                continue
+    conflicts = opaque_conflicts(parse_patterns(job.allow_opaque), domains)
+    return tuple(("allow_opaque", message) for message in conflicts)
 
 
 def check_vault(job: Job, source: Path, *, home: Path, require_key: bool = True) -> str | None:
     """InvalidJobFile if the vault at ``home`` does not serve ``job`` (see vault_problems);
     without ``require_key``, the note to show when the key is not vaulted yet."""
-    if job.agent is None:
+    if job.agent is None and not (job.allow_opaque and job.secrets):
         return None
     from vault.store import Vault
 
@@ -75,4 +98,4 @@ def check_vault(job: Job, source: Path, *, home: Path, require_key: bool = True)
     problems = vault_problems(job, metas, home=home, require_key=require_key)
     if problems:
         raise InvalidJobFile(str(source), problems)
-    return None if API_KEY in metas else missing_key(home)
+    return None if job.agent is None or API_KEY in metas else missing_key(home)

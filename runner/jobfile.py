@@ -164,6 +164,7 @@ class Job(BaseModel):
     timeout: Duration | None = None
     secrets: Names = ()
     allow: Patterns = ()
+    allow_opaque: Patterns = ()  # spliced without interception: no secret may be for them
     resolve: Mappings = ()
     upstream_ca: Files = ()
     env: dict[str, EnvValue] = Field(default_factory=dict)

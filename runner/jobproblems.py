@@ -23,6 +23,8 @@ HINTS: Final = {
     "timeout": f"a duration: {DURATION_FIX}",
     "secrets": 'a list of vaulted secret names, e.g. secrets = ["GITHUB_TOKEN"]',
     "allow": 'a list of host patterns, e.g. allow = ["api.example.com", "*.example.org"]',
+    "allow_opaque": "a list of host patterns spliced without interception, e.g. "
+    'allow_opaque = ["pypi.org", "files.pythonhosted.org"]',
     "resolve": 'a list of "HOST:ADDR", e.g. resolve = ["api.internal.test:10.0.0.5"]',
     "upstream_ca": 'a list of PEM files relative to the job file, e.g. upstream_ca = ["ca.pem"]',
     "env": 'a table of strings, e.g. env = { LOG_LEVEL = "debug" }',

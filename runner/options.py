@@ -12,6 +12,15 @@ resolve_option = click.option(
     "point at private addresses (repeatable).",
 )
 
+allow_opaque_option = click.option(
+    "--allow-opaque",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Allow this host pattern without interception: its TLS goes to the host untouched "
+    "(no secret, no scrubbing, no per-request audit; bytes and duration are audited). For "
+    "package registries and bulk downloads (repeatable).",
+)
+
 upstream_ca_option = click.option(
     "--upstream-ca",
     multiple=True,

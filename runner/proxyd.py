@@ -3,19 +3,24 @@
 This is where the two are composed (the proxy never imports the vault). ``coatcheck run``
 starts it as ``python -I -m runner.proxyd --ephemeral ...``: ``-I`` keeps the current directory
 (and PYTHONPATH) off ``sys.path``, so the installed coatcheck is what runs, wherever the user
-stands. ``coatcheck proxy`` runs the same service in its own process.
+stands. ``coatcheck proxy`` runs the same service in its own process: with more than one
+worker (``--workers N``, one per core by default), as a coordinator (proxy.coordinated, which
+imports neither mitmproxy nor the vault) of workers it starts with ``--worker-dir``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from proxy import service
-from runner.values import VaultValues
+if TYPE_CHECKING:
+    from runner.values import VaultValues
 
 
 def open_vault_values(home: Path) -> VaultValues:
+    from runner.values import VaultValues
     from vault.store import Vault
 
     return VaultValues(Vault.open(home))
@@ -26,6 +31,11 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-I", "-m", "runner.proxyd", *args]
 
 
+def worker_command(args: list[str]) -> list[str]:
+    """The argv of a worker of the coordinator running in this process: it dies with us."""
+    return command("--parent-pid", str(os.getpid()), *args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``--parent-pid PID`` (coatcheck serve's own proxy): stop when that process dies."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -34,6 +44,32 @@ def main(argv: list[str] | None = None) -> int:
 
         die_with_parent(int(args[1]))
         args = args[2:]
+    from core.errors import UsageError
+    from proxy import workers
+
+    try:
+        count = workers.count_for(args)
+    except UsageError as exc:
+        print(f"coatcheck proxy: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if workers.is_worker(args):  # its coordinator has the zygote
+        return _service(args)
+    from runner import zygote  # warm `coatcheck run`s fork from it (not for --ephemeral)
+
+    launcher = zygote.spawn(args)
+    try:
+        if count > 1:
+            from proxy import coordinated
+
+            return coordinated.main(args, count=count, worker_command=worker_command)
+        return _service(args)
+    finally:
+        zygote.stop(launcher)
+
+
+def _service(args: list[str]) -> int:
+    from proxy import service  # mitmproxy and the vault: not in a coordinator
+
     return service.main(args, open_values=open_vault_values)
 
 

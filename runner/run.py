@@ -34,6 +34,7 @@ from core.messages import Registered, Registration
 from core.runids import new_run_id
 from proxy import ca, control
 from proxy.paths import ProxyPaths
+from runner import public_trust
 from runner.ephemeral import EphemeralProxy
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class RunRequest:
     limits: Limits | None = None  # None: the sandbox's defaults
     workspace: Path | None = None  # agent runs: a host directory mounted at /workspace
     input_file: Path | None = None  # a trigger's body, untrusted: $COATCHECK_INPUT, read-only
+    allow_opaque: tuple[str, ...] = ()  # hosts spliced without interception (proxy.opaque)
 
 
 def check_secrets_exist(home: Path, names: tuple[str, ...]) -> list[Any]:
@@ -89,7 +91,8 @@ def rotation_warnings(home: Path, names: tuple[str, ...], *, now: datetime) -> t
 
 
 def check_flags(req: RunRequest) -> None:
-    """Refuse bad --allow, --resolve, --allow-cidr and --on-leak before anything starts."""
+    """Refuse bad --allow, --allow-opaque, --resolve, --allow-cidr and --on-leak before anything
+    starts (an opaque pattern over a secret's domain is refused when the run registers)."""
     from proxy.runs import parse_run
 
     parse_run(
@@ -99,12 +102,27 @@ def check_flags(req: RunRequest) -> None:
             "resolve": req.resolve,
             "allow_cidr": req.allow_cidr,
             "on_leak": req.on_leak,
+            "allow_opaque": req.allow_opaque,
         }
     )
     if req.secrets:
         from vault.keystore import default_keystore
 
         default_keystore()  # no key, no values: say how to fix it now, not mid-run
+
+
+def check_opaque(allow_opaque: tuple[str, ...], metas: list[Any]) -> None:
+    """Refuse an --allow-opaque pattern over a domain one of the run's secrets is vaulted for
+    now, before a sandbox starts (the service refuses it at registration too)."""
+    if not allow_opaque or not metas:
+        return
+    from core.domains import parse_patterns
+    from proxy.runs import opaque_conflicts
+
+    domains = {m.name: parse_patterns(m.domains) for m in metas}
+    conflicts = opaque_conflicts(parse_patterns(allow_opaque), domains)
+    if conflicts:
+        raise UsageError("; ".join(conflicts))
 
 
 def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> Registration:
@@ -123,6 +141,7 @@ def registration(req: RunRequest, run_id: str, phs: dict[str, str]) -> Registrat
         upstream_ca_pem=tuple(pems),
         on_leak=req.on_leak,
         owner_pid=os.getpid(),
+        allow_opaque=req.allow_opaque,
     )
 
 
@@ -169,6 +188,7 @@ def execute(
     run_id = run_id or new_run_id()
     check_flags(req)
     metas = check_secrets_exist(home, req.secrets)
+    check_opaque(req.allow_opaque, metas)
     shaped = any(m.placeholder_format == "shaped" for m in metas)
     phs = {name: placeholders.mint() for name in req.secrets}
     reg = registration(req, run_id, phs)
@@ -188,7 +208,8 @@ def execute(
         else:
             ephemeral = EphemeralProxy(home, reg)
             run_dir = ephemeral.run_dir
-        bundle = _sandbox_bundle(cert, run_dir, paths)
+        trust = cert if not req.allow_opaque else public_trust.with_public_cas(cert)
+        bundle = _sandbox_bundle(trust, run_dir, paths)
         sandboxes.reap_orphans()
         if ephemeral is not None and shaped:
             ephemeral.wait_ready()  # shaped placeholders are minted by the service

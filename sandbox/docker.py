@@ -2,9 +2,10 @@
 
 A sandbox is one container per run: no network but loopback (``network_mode=none``), the run's
 proxy socket directory bind-mounted read-only at /run/coatcheck, the proxy CA *certificate* as
-its trust bundle, non-root, read-only root file system with tmpfs work dirs, every capability
-dropped, no-new-privileges, and pid, memory and CPU limits. Everything carries the coatcheck
-labels; containers whose owning process is gone are reaped at the next start.
+its trust bundle, the init as its only name server, non-root, read-only root file system with
+tmpfs work dirs, every capability dropped, no-new-privileges, and pid, memory and CPU limits.
+Everything carries the coatcheck labels; containers whose owning process is gone are reaped at
+the next start.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import requests.exceptions
 
 from core.errors import DockerUnavailable, ImageMissing, SandboxError
 from core.pids import alive
+from sandbox import names
 
 LABEL_RUN = "org.coatcheck.run"
 LABEL_OWNER = "org.coatcheck.owner_pid"
@@ -40,8 +42,13 @@ CA_ENV = (
 )  # fmt: skip
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 NO_PROXY_ENV = ("NO_PROXY", "no_proxy")
-RESERVED_ENV = frozenset((*CA_ENV, *PROXY_ENV, *NO_PROXY_ENV, "COATCHECK_PROXY_SOCKET",
-                          "COATCHECK_PROXY_PORT"))  # fmt: skip
+RUNTIME_PROXY_ENV = {"NODE_USE_ENV_PROXY": "1"}  # Node >= 24 reads HTTPS_PROXY when it is set
+RESERVED_ENV = frozenset((*CA_ENV, *PROXY_ENV, *NO_PROXY_ENV, *RUNTIME_PROXY_ENV,
+                          "COATCHECK_PROXY_SOCKET", "COATCHECK_PROXY_PORT",
+                          "COATCHECK_DNS"))  # fmt: skip
+# The init binds DNS (53) and the name relays (443, 80) as the sandbox user, in the sandbox's own
+# network namespace (network_mode=none): no port below 1024 is privileged there.
+SYSCTLS = {"net.ipv4.ip_unprivileged_port_start": "0"}
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,15 @@ INPUT_MOUNT = "/run/coatcheck-input"  # $COATCHECK_INPUT: a file, when the run h
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
-    """Proxy and trust settings so curl, git, pip and python work unchanged."""
+    """Proxy and trust settings so curl, git, pip and python work unchanged (and the init's
+    name server, for the clients that ignore them)."""
     proxy = f"http://127.0.0.1:{PROXY_PORT}"
     env = dict(spec.env)
     env.update({k: proxy for k in PROXY_ENV})
     env.update({k: "localhost,127.0.0.1,::1" for k in NO_PROXY_ENV})
     env.update({k: CA_MOUNT for k in CA_ENV})
+    env.update(RUNTIME_PROXY_ENV)
+    env["COATCHECK_DNS"] = names.DNS_ADDRESS
     env["COATCHECK_PROXY_SOCKET"] = f"{SOCKET_MOUNT}/proxy.sock"
     env["COATCHECK_PROXY_PORT"] = str(PROXY_PORT)
     env["COATCHECK_RUN_ID"] = spec.run_id
@@ -210,6 +220,9 @@ class Sandboxes:
                     mem_limit=spec.limits.memory,
                     memswap_limit=spec.limits.memory,
                     nano_cpus=int(spec.limits.cpus * 1e9),
+                    sysctls=SYSCTLS,
+                    dns=[names.DNS_ADDRESS],  # its resolv.conf: the init, which answers itself
+                    dns_opt=list(names.DNS_OPTIONS),
                     binds={
                         str(spec.run_dir): {"bind": SOCKET_MOUNT, "mode": "ro"},
                         str(spec.ca_bundle): {"bind": CA_MOUNT, "mode": "ro"},

@@ -7,76 +7,34 @@ proxy port named by ``COATCHECK_PROXY_PORT``, relays every connection to the soc
 ``COATCHECK_PROXY_SOCKET``, runs the command it was given, forwards signals to it, reaps orphans,
 and exits with the command's exit code (128 + N when signal N ended it).
 
+With ``COATCHECK_DNS`` set (the sandbox always sets it), it also answers every DNS query on that
+address with a loopback address of the name's own (see names.py), and relays each connection to
+such an address on port 443 or 80 to the proxy as ``CONNECT name:port``: clients that ignore
+the proxy variables reach the proxy, under the same rules, with the name they looked up.
+
 It runs inside the sandbox image with the standard library only, so it starts in milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import socket
 import sys
 import threading
-import time
-
-BUFSIZE = 256 * 1024
-CONNECT_WAIT_S = 15.0
+from types import ModuleType  # (not typing: it costs the init milliseconds at every start)
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while True:
-            data = src.recv(BUFSIZE)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-
-def _connect_unix(path: str) -> socket.socket | None:
-    deadline = time.monotonic() + CONNECT_WAIT_S
-    while True:
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            upstream.connect(path)
-            return upstream
-        except OSError:
-            upstream.close()
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.02)
-
-
-def _serve(conn: socket.socket, path: str) -> None:
-    upstream = _connect_unix(path)
-    if upstream is None:
-        conn.sendall(
-            b"HTTP/1.1 502 Bad Gateway\r\nX-Coatcheck-Reason: proxy_unreachable\r\n"
-            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        conn.close()
-        return
-    back = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
-    back.start()
-    _pipe(conn, upstream)
-    back.join()
-    conn.close()
-    upstream.close()
-
-
-def _accept_loop(listener: socket.socket, path: str) -> None:
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=_serve, args=(conn, path), daemon=True).start()
+def _relay() -> ModuleType:
+    """sandbox/relay.py. In the image the package sits beside this file (/opt/coatcheck/sandbox);
+    in a checkout this file is in it. (``python3 -I`` puts neither on sys.path.)"""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = here if os.path.isdir(os.path.join(here, "sandbox")) else os.path.dirname(here)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("sandbox.relay")
 
 
 def _exit_status(status: int) -> int:
@@ -105,14 +63,19 @@ def main(argv: list[str]) -> int:
         return 125
     path = os.environ.get("COATCHECK_PROXY_SOCKET", "/run/coatcheck/proxy.sock")
     port = int(os.environ.get("COATCHECK_PROXY_PORT", "3128"))
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)  # bound before the job starts: its first connect can't race us
+    # Bound before the job starts: its first connect or lookup can't race us.
+    relay = _relay()
+    listeners = {
+        relay.listen(socket.SOCK_STREAM, ("127.0.0.1", port)): relay.accepting(relay.serve, path)
+    }
+    dns = os.environ.get("COATCHECK_DNS", "")
+    if dns:
+        listeners.update(relay.name_listeners(path, dns))
 
     child = os.fork()
     if child == 0:
-        listener.close()
+        for sock in listeners:
+            sock.close()
         _reset_signals()
         try:
             os.execvp(argv[0], argv)  # noqa: S606 - the job, exactly as given
@@ -131,7 +94,7 @@ def main(argv: list[str]) -> int:
     # a signal delivered to a relay thread would wait unseen while the main thread sits in
     # wait(). Threads inherit the mask in force when they start.
     signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
-    threading.Thread(target=_accept_loop, args=(listener, path), daemon=True).start()
+    threading.Thread(target=relay.serve_forever, args=(listeners,), daemon=True).start()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
     while True:  # PID 1 reaps every orphan; the job's own status decides the exit code
         try:

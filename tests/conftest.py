@@ -126,13 +126,14 @@ def pytest_runtest_makereport(
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         if CLAUDE_CODE_NOT_BUILT in str(reason) and not claude_code_required():
             return report  # built on request only: its test may skip, except in CI
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_DOCKER}=1, but this Docker test was skipped: {reason}"
+        return report
     browser = item.get_closest_marker("browser") is not None
     if browser and report.skipped and os.environ.get(REQUIRE_BROWSER, "") not in ("", "0"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"{REQUIRE_BROWSER}=1, but this browser test was skipped: {reason}"
-        report.outcome = "failed"
-        report.longrepr = f"{REQUIRE_DOCKER}=1, but this Docker test was skipped: {reason}"
     return report
 
 

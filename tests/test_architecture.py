@@ -61,12 +61,13 @@ PURE = (
     "proxy/fragments.py", "proxy/overrides.py",
     "runner/schedule/cron.py", "runner/schedule/zones.py", "runner/schedule/policy.py",
     "runner/serve/tokens.py", "runner/serve/github.py", "runner/serve/firing.py",
+    "sandbox/names.py",
 )  # fmt: skip
 IO_MODULES = {"mitmproxy", "docker", "keyring", "socket", "subprocess", "structlog", "requests",
               "httpx", "asyncio", "os", "shutil"}  # fmt: skip
 REVEAL_ALLOWED = {"vault/validate.py", "vault/crypto.py", "runner/values.py"}
 # The sandbox's PID 1 runs inside the image with `python3 -I -S`: the standard library only.
-STDLIB_ONLY = ("sandbox/init.py",)
+STDLIB_ONLY = ("sandbox/init.py", "sandbox/names.py", "sandbox/relay.py")
 
 
 def imports(path: Path, source: str | None = None) -> set[str]:
@@ -139,7 +140,10 @@ def test_pure_core_does_no_io(module):
 def test_sandbox_init_needs_only_the_standard_library(module):
     import sys
 
-    assert imports(ROOT / module) - set(sys.stdlib_module_names) - {"__future__"} == set()
+    # the sandbox package itself ships in the image (stdlib-only modules, each listed here)
+    assert (
+        imports(ROOT / module) - set(sys.stdlib_module_names) - {"__future__", "sandbox"} == set()
+    )
 
 
 def test_secret_values_are_revealed_in_few_places():

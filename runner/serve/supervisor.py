@@ -23,7 +23,7 @@ import structlog
 
 from runner.history.store import History
 from runner.schedule.policy import OverlapDecision, overlap_decision, should_auto_pause
-from runner.serve.launcher import Launch, Launcher, stderr_tail
+from runner.serve.launcher import Child, Launch, Launcher, stderr_tail
 from runner.serve.owners import owner_alive
 
 GRACE_S: Final = 120.0
@@ -39,7 +39,7 @@ Notify = Callable[..., Any]
 @dataclass
 class Active:
     launch: Launch
-    proc: subprocess.Popen[bytes]
+    proc: Child
     stopping: bool = False
 
 
@@ -196,7 +196,7 @@ class Supervisor:
                              status="paused", reason=note)  # fmt: skip
 
     # -- stopping ----------------------------------------------------------------------------
-    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+    def _stop(self, proc: Child) -> None:
         """SIGTERM (the run removes its sandbox and records itself), then SIGKILL."""
         if proc.poll() is None:
             proc.terminate()

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox import init as sandbox_init
+from sandbox import relay as sandbox_relay
 from tests.conftest import client_for
 from tests.support.upstream import only_received_with, received_with, tagged
 
@@ -177,7 +177,7 @@ def test_rotation_is_used_on_the_next_request_and_removal_stops_injection(
 
 
 def test_unregistered_run_socket_is_gone(proxy, upstream, token, monkeypatch, tag):
-    monkeypatch.setattr(sandbox_init, "CONNECT_WAIT_S", 0.3)
+    monkeypatch.setattr(sandbox_relay, "CONNECT_WAIT_S", 0.3)
     run = proxy.register(("SVC_TOKEN",))
     proxy.unregister(run)
     assert not Path(run.socket).exists()

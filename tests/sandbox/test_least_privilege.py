@@ -153,6 +153,21 @@ def test_container_mounts_are_the_run_socket_dir_and_the_ca_only_read_only(
     assert not any("docker.sock" in m["Source"] for m in priv.inspect["Mounts"])
 
 
+def test_the_only_sysctl_lets_the_init_bind_low_ports_in_its_own_namespace(
+    priv: Privileges,
+) -> None:
+    """Ports 53, 80 and 443 for the init's name server and relays (issue 12); a namespaced
+    sysctl, allowed because the container has its own network namespace (network none)."""
+    assert priv.host_config["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
+
+
+def test_the_only_name_server_is_the_init_in_the_sandbox(priv: Privileges) -> None:
+    """Docker writes the sandbox's resolv.conf from these (issue 12): the init answers every
+    lookup itself; nothing forwards a query, and there is no interface to send one on."""
+    assert priv.host_config["Dns"] == ["127.0.0.53"]
+    assert priv.host_config["DnsSearch"] in (None, [])
+
+
 def test_container_tmpfs_work_dirs_are_nosuid(priv: Privileges) -> None:
     tmpfs = priv.host_config["Tmpfs"]
     assert set(tmpfs) == {"/tmp", "/work", "/home/sandbox"}

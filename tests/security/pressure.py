@@ -8,7 +8,6 @@ is reset where the kernel allows) and /proc/<pid>/fd.
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import socket
 import threading
@@ -75,11 +74,12 @@ class Peak:
         while not self._stop.wait(0.005):
             with contextlib.suppress(OSError, KeyError):
                 self.rss_kb = max(self.rss_kb, self.proxy.status("VmRSS"))
-                self.fds = max(self.fds, len(os.listdir(f"/proc/{self.proxy.proc.pid}/fd")))
+                self.fds = max(self.fds, self.proxy.open_files())
 
     def __enter__(self) -> Peak:
         with contextlib.suppress(OSError):
-            Path(f"/proc/{self.proxy.proc.pid}/clear_refs").write_text("5")
+            for pid in self.proxy.service_pids():  # the coordinator and its workers, if any
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
             self._reset = True
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()

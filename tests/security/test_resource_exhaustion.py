@@ -76,7 +76,7 @@ def served(proxy: ProxyHarness, run: Run, upstream: Upstream, body: bytes = b"")
 def baseline(proxy: ProxyHarness, run: Run, upstream: Upstream) -> tuple[int, int]:
     """The service's resident memory (kB) and open files after it served ``run``."""
     served(proxy, run, upstream, b"warm-up " * 1000)
-    return proxy.status("VmRSS"), len(os.listdir(f"/proc/{proxy.proc.pid}/fd"))
+    return proxy.status("VmRSS"), proxy.open_files()
 
 
 def stderr_of(proxy: ProxyHarness) -> str:
@@ -110,7 +110,7 @@ def test_connections_held_open_are_capped_per_run(small, upstream):
             wait_for("closed but the cap", lambda: closed.count() >= len(held) - CAP)
             served(small, other, upstream)
             assert closed.count() == len(held) - CAP, "the run kept more than its cap open"
-            fds = len(os.listdir(f"/proc/{small.proc.pid}/fd"))
+            fds = small.open_files()
     finally:
         for sock in held:
             sock.close()

@@ -66,7 +66,7 @@ def test_a_stopped_run_stops_and_removes_its_sandbox(client: Any, tmp_path: Path
 
 
 def bundles(proxy: ProxyHarness) -> dict[Path, str]:
-    return {p: p.read_text() for p in proxy.sockets.glob("upstream-ca-*.pem")}
+    return {p: p.read_text() for d in proxy.trust_dirs() for p in d.glob("upstream-ca-*.pem")}
 
 
 def test_a_runs_upstream_ca_is_forgotten_when_the_run_leaves(proxy: ProxyHarness):
@@ -75,7 +75,8 @@ def test_a_runs_upstream_ca_is_forgotten_when_the_run_leaves(proxy: ProxyHarness
     run = proxy.register((), upstream_ca_pem=[own_ca])
     during = bundles(proxy)
     assert any(own_ca in text for text in during.values())
-    assert len(during) == len(before) == 1  # one bundle in use, the previous one removed
+    # one bundle in use (per worker), the previous one removed
+    assert len(during) == len(before) == len(proxy.trust_dirs())
     proxy.unregister(run)
     after = bundles(proxy)
     assert not any(own_ca in text for text in after.values())

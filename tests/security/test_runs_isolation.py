@@ -107,7 +107,7 @@ def test_unknown_client_on_the_tcp_listener_is_refused(
     """mitmproxy's own loopback listener belongs to no run: a client that finds it (without a
     run socket) is refused everything, with reason unknown_client."""
     a, _ = two_runs
-    ports = listening_ports(proxy.proc.pid)
+    ports = [port for pid in proxy.pids() for port in listening_ports(pid)]  # each worker's
     assert ports, "the proxy service listens on no TCP port?"
     for port in ports:
         url = f"http://127.0.0.1:{port}"

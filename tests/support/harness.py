@@ -1,7 +1,12 @@
 """The real proxy service in a subprocess, and host-side clients that reach it as a sandbox does.
 
-A host-side client goes through the same relay a sandbox's init runs (sandbox.init),
+A host-side client goes through the same relay a sandbox's init runs (sandbox.relay),
 listening on a local port and leading to the run's Unix socket.
+
+The service runs one worker (one process) unless told otherwise: ``start_proxy(workers=N)``
+(``workers=0``: the service's own default, one per core), or ``COATCHECK_TEST_WORKERS=N`` in
+the environment for every proxy a test starts (the security suite against a coordinator and N
+workers).
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from core.pids import wait_or_kill
 from core.placeholders import mint
 from proxy import control
 from proxy.paths import ProxyPaths
-from sandbox import init as sandbox_init
+from sandbox import relay as sandbox_relay
+
+WORKERS_ENV = "COATCHECK_TEST_WORKERS"
+
+
+def workers_for_tests() -> int:
+    """How many workers a test proxy runs: ``COATCHECK_TEST_WORKERS``, 1 when unset."""
+    return int(os.environ.get(WORKERS_ENV) or 1)
 
 
 def relay(socket_path: str) -> tuple[int, socket.socket]:
@@ -33,10 +45,18 @@ def relay(socket_path: str) -> tuple[int, socket.socket]:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    threading.Thread(
-        target=sandbox_init._accept_loop, args=(listener, socket_path), daemon=True
-    ).start()
+    threading.Thread(target=_accept_loop, args=(listener, socket_path), daemon=True).start()
     return listener.getsockname()[1], listener
+
+
+def _accept_loop(listener: socket.socket, socket_path: str) -> None:
+    """Each connection relayed as the sandbox's init relays it, until the listener closes."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=sandbox_relay.serve, args=(conn, socket_path), daemon=True).start()
 
 
 @dataclass
@@ -59,15 +79,37 @@ class ProxyHarness:
     audit_log: Path
     runs: list[Run] = field(default_factory=list)
     stderr_log: Path | None = None  # where its stderr goes, when start_proxy was given one
+    _pids: list[int] | None = field(default=None, repr=False)
 
     def status(self, key: str) -> int:
-        """A figure of the service process from /proc/<pid>/status, in kB (``VmRSS``,
-        ``VmHWM``, ...)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name == key:
-                return int(value.split()[0])
-        raise KeyError(key)
+        """A figure of the service from /proc/<pid>/status, in kB (``VmRSS``, ``VmHWM``, ...),
+        summed over its processes (the coordinator and its workers, when it has some)."""
+        return sum(proc_status(pid, key) for pid in self.service_pids())
+
+    def open_files(self) -> int:
+        """Open file descriptors of the service's processes."""
+        return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in self.service_pids())
+
+    def service_pids(self) -> list[int]:
+        """:meth:`pids` as of the first call (samplers call this often: no ping each time)."""
+        if self._pids is None:
+            self._pids = self.pids()
+        return self._pids
+
+    def ping(self) -> dict[str, Any]:
+        return control.call(self.paths.control, messages.ping())
+
+    def worker_pids(self) -> list[int]:
+        """The workers' pids (none for a one-process service)."""
+        return [int(w["pid"]) for w in self.ping().get("workers", [])]
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *self.worker_pids()]
+
+    def trust_dirs(self) -> list[Path]:
+        """Where the service keeps its upstream-trust bundles: one directory per worker."""
+        workers = sorted((self.sockets / "workers").glob("*"))
+        return workers or [self.sockets]
 
     @property
     def paths(self) -> ProxyPaths:
@@ -121,6 +163,15 @@ class ProxyHarness:
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 
+def proc_status(pid: int, key: str) -> int:
+    """A figure of process ``pid`` from /proc/<pid>/status, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == key:
+            return int(value.split()[0])
+    raise KeyError(key)
+
+
 def _limit_open_files(n: int) -> Any:
     """A preexec_fn: the child may open at most ``n`` files (soft and hard limit)."""
     import resource
@@ -136,6 +187,7 @@ def start_proxy(
     extra: tuple[str, ...] = (),
     stderr: Path | None = None,
     open_files: int | None = None,
+    workers: int | None = None,
 ) -> ProxyHarness:
     audit_log = home / "audit-test.jsonl"
     argv = [
@@ -149,6 +201,7 @@ def start_proxy(
         str(sockets),
         "--audit-log",
         str(audit_log),
+        *([] if workers == 0 else [f"--workers={workers or workers_for_tests()}"]),
         *extra,
     ]
     if upstream_ca is not None:
@@ -168,6 +221,7 @@ def start_proxy(
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
+        wait_or_kill(proc, timeout=30)
         raise RuntimeError("proxy service exited before it was ready")
     deadline = time.monotonic() + 10
     paths = ProxyPaths.for_home(home, sockets=sockets)
