@@ -14,6 +14,8 @@ demo: venv images ## vault a demo secret and run a sandboxed curl through the pr
 
 test: venv images browser clients lint ## lint, then every test; fails if the Docker or browser tier could not run
 	COATCHECK_REQUIRE_DOCKER=1 COATCHECK_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	@echo "the attacks again, against shared proxies of two worker processes:"
+	COATCHECK_TEST_WORKERS=2 COATCHECK_REQUIRE_DOCKER=1 $(PY) -m pytest -q tests/security
 
 test-fast: venv ## the pure, vault and proxy tiers only (no Docker engine needed)
 	$(PY) -m pytest -q -m "not docker"

@@ -91,6 +91,11 @@ class RunConnections:
                 first = await self.opaque.take(run_id, first, writer)
             if first is not None:
                 await handle(run_id, first, writer)
+        except asyncio.CancelledError:
+            # The service is stopping. This task ends quietly rather than cancelled: the done
+            # callback of asyncio.streams asks a cancelled task for its exception, which raises
+            # and is logged as "Exception in callback" (CPython 3.12.1).
+            return
         finally:
             self.slots.leave(run_id)
             writer.close()  # mitmproxy may leave it to the garbage collector

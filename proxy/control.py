@@ -14,8 +14,7 @@ from typing import Any
 
 from core.errors import ProxyUnavailable, RegistrationRefused
 from core.unixline import Unreachable, exchange
-
-MAX_LINE = 4 * 1024 * 1024
+from core.wire import MAX_LINE
 
 
 def call(path: Path, request: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The coordinator's end of ``control.sock``: one JSON request a line, one reply, a thread each.
 
-The protocol is :mod:`core.messages` (the client side is :mod:`proxy.control`). No asyncio here:
+The protocol is :mod:`core.wire` (the client side is :mod:`proxy.control`). No asyncio here:
 the coordinator stays small (asyncio brings ssl along). The socket is bound first and listens
 only from :meth:`ControlServer.serve` on, so a ping fails (the service is not there yet) until
 every worker serves.
@@ -12,16 +12,19 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from core import messages
+from core import wire
 from core.errors import CoatcheckError
-from proxy.control import MAX_LINE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Dispatch = Callable[[dict[str, Any]], dict[str, Any]]
 
 READ_TIMEOUT_S = 10.0
-Dispatch = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ControlServer:
@@ -65,18 +68,18 @@ class ControlServer:
         with conn:
             try:
                 conn.settimeout(READ_TIMEOUT_S)
-                reply = self.dispatch(messages.decode(_read_line(conn)))
+                reply = self.dispatch(wire.decode(_read_line(conn)))
             except CoatcheckError as exc:
-                reply = messages.refusal(exc.message)
+                reply = wire.refusal(exc.message)
             except (ValueError, KeyError, TypeError, OSError) as exc:
-                reply = messages.refusal(f"bad control request: {type(exc).__name__}")
+                reply = wire.refusal(f"bad control request: {type(exc).__name__}")
             with contextlib.suppress(OSError):
-                conn.sendall(messages.encode(reply))
+                conn.sendall(wire.encode(reply))
 
 
 def _read_line(conn: socket.socket) -> bytes:
     buf = b""
-    while not buf.endswith(b"\n") and len(buf) <= MAX_LINE:
+    while not buf.endswith(b"\n") and len(buf) <= wire.MAX_LINE:
         chunk = conn.recv(65536)
         if not chunk:
             break

@@ -31,30 +31,27 @@ control socket, :mod:`proxy.control_server`.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import json
-import logging
 import os
 import select
-import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from core import logs, messages
+from core import wire
 from core.errors import CoatcheckError, UsageError
-from core.home import ensure_private_dir
-from core.messages import Registration
+from core.home import ensure_private_dir, remove_tree
 from core.pids import alive
 from proxy.appendlog import AppendLog
 from proxy.control_server import ControlServer
 from proxy.paths import ProxyPaths
-from proxy.reasons import Reason
-from proxy.workers import WORKERS_DIR, Worker, WorkerGone, WorkerUnreachable
+from proxy.workers import WORKERS_DIR, Worker, WorkerGone, WorkerUnreachable, how, lost_line
 
-log = logging.getLogger("coatcheck.proxy.coordinator")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 REAP_INTERVAL_S = 2.0
 READY_TIMEOUT_S = 120.0  # a worker imports mitmproxy: slow on a loaded machine
 PLACE_WAIT_S = 30.0  # a register waits this long for a serving worker (all restarting)
@@ -110,21 +107,23 @@ class Coordinator:
             for run_id in lost:  # under the lock: the id may be registered anew right after
                 self.placed.pop(run_id, None)
                 self.owners.pop(run_id, None)
-                shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
+                remove_tree(self.paths.run_dir(run_id))
             worker.runs.clear()
             self.lock.notify_all()
         for run_id in lost:
             self.audit.write(lost_line(run_id, worker.pid, worker.exit_code))
-        shutil.rmtree(worker.dir, ignore_errors=True)
+        remove_tree(worker.dir)
         if worker.ready.is_set():
-            log.warning(
+            from proxy.reasons import Reason  # rare: the coordinator does without enums
+
+            warn(
                 "worker %d (pid %d) exited with %s; its %d run(s) are cut off (audit reason "
                 "%s); starting a new one",
-                worker.slot, worker.pid, _how(worker.exit_code), len(lost), Reason.WORKER_LOST,
+                worker.slot, worker.pid, how(worker.exit_code), len(lost), Reason.WORKER_LOST,
             )  # fmt: skip
         else:
-            log.warning("worker %d (pid %d) exited with %s before it served; starting a new one",
-                        worker.slot, worker.pid, _how(worker.exit_code))  # fmt: skip
+            warn("worker %d (pid %d) exited with %s before it served; starting a new one",
+                 worker.slot, worker.pid, how(worker.exit_code))  # fmt: skip
         self._wake(b"x")
 
     def _restart_due(self, now: float) -> None:
@@ -149,7 +148,7 @@ class Coordinator:
         with self.lock:
             self.lock.notify_all()  # registers waiting for a serving worker
         if worker.ready.is_set():
-            log.warning("worker %d restarted (pid %d)", worker.slot, worker.pid)
+            warn("worker %d restarted (pid %d)", worker.slot, worker.pid)
 
     def stop_workers(self) -> None:
         with self.lock:
@@ -159,11 +158,11 @@ class Coordinator:
             w.stop()
         for w in workers:
             w.wait(STOP_WAIT_S)
-        shutil.rmtree(self.base, ignore_errors=True)
+        remove_tree(self.base)
 
     # -- control ----------------------------------------------------------------------
     def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = messages.op_of(req)
+        op = wire.op_of(req)
         if op == "ping":
             with self.lock:
                 workers = [{"slot": w.slot, "pid": w.pid, "runs": len(w.runs),
@@ -192,27 +191,28 @@ class Coordinator:
                 self.lock.wait(left)
 
     def register(self, req: dict[str, Any]) -> dict[str, Any]:
-        reg = Registration.from_json(req)  # well-formed before any worker sees it
-        if Path(reg.run_id).name != reg.run_id or reg.run_id in ("", ".", ".."):
-            raise UsageError(f"run id {reg.run_id!r} is not a run id")  # the worker checks more
+        reg = wire.registration_fields(req)  # well-formed before any worker sees it
+        run_id: str = reg["run_id"]
+        if Path(run_id).name != run_id or run_id in ("", ".", ".."):
+            raise UsageError(f"run id {run_id!r} is not a run id")  # the worker checks more
         avoid: set[Worker] = set()
         while True:
-            worker = self._place(reg.run_id, avoid)
+            worker = self._place(run_id, avoid)
             try:
                 reply = worker.forward(req)
             except WorkerGone as exc:
                 # Dead (and cleaned up after: worker.gone): whatever it did died with it, so
                 # the run goes elsewhere. Alive but silent: refused, never on two workers.
                 if isinstance(exc, WorkerUnreachable) or worker.gone.wait(GONE_WAIT_S):
-                    self._drop(reg.run_id, worker)
+                    self._drop(run_id, worker)
                     avoid.add(worker)
                     continue
-                reply = messages.refusal(f"the proxy worker for this run is gone ({exc}); retry")
+                reply = wire.refusal(f"the proxy worker for this run is gone ({exc}); retry")
             with self.lock:
-                if reply.get("ok") and self.placed.get(reg.run_id) is worker:
-                    self.owners[reg.run_id] = reg.owner_pid
+                if reply.get("ok") and self.placed.get(run_id) is worker:
+                    self.owners[run_id] = reg["owner_pid"]
                     return reply
-            self._drop(reg.run_id, worker)
+            self._drop(run_id, worker)
             return reply
 
     def _drop(self, run_id: str, worker: Worker) -> None:
@@ -229,7 +229,7 @@ class Coordinator:
                 worker.runs.discard(run_id)
         if worker is not None:
             with contextlib.suppress(WorkerGone):  # gone: its runs went with it
-                worker.forward(messages.unregister(run_id))
+                worker.forward(wire.unregister(run_id))
         return {"ok": True}
 
     # -- lifecycle --------------------------------------------------------------------
@@ -277,7 +277,7 @@ class Coordinator:
         self.control.close()
         self.stop_workers()
         for run_id in list(self.placed):  # a worker that did not stop cleanly left them
-            shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
+            remove_tree(self.paths.run_dir(run_id))
         os.close(self._wake_r)
         os.close(self._wake_w)
 
@@ -289,27 +289,6 @@ class WorkerFailed(CoatcheckError):
             self.exit_code = code
 
 
-def lost_line(run_id: str, pid: int, code: int | None) -> str:
-    """The audit line of a run cut off because its worker died (as the workers' lines: JSON,
-    the keys of core.logs)."""
-    entry: dict[str, Any] = {
-        logs.RUN_ID: run_id,
-        logs.METHOD: None,
-        logs.HOST: None,
-        logs.PORT: None,
-        logs.PATH: None,
-        logs.STATUS: 0,
-        logs.DECISION: "deny",
-        logs.REASON: str(Reason.WORKER_LOST),
-        logs.SECRETS_INJECTED: [],
-        "error": f"its proxy worker (pid {pid}) exited with {_how(code)}; the run is cut off",
-        logs.EVENT: logs.AUDIT_EVENT,
-        "ts": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
-    }
-    return json.dumps(entry) + "\n"
-
-
-def _how(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"signal {-code}"
-    return f"code {code}"
+def warn(fmt: str, *args: object) -> None:
+    """A warning on stderr, as a log line (no logging module: a tenth of its memory)."""
+    print(f"coatcheck proxy: WARNING coatcheck.proxy.coordinator: {fmt % args}", file=sys.stderr)

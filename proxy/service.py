@@ -286,14 +286,14 @@ async def amain(argv: list[str], open_values: OpenValues) -> int:
             ready=service.ready,
         )
     finally:
+        if coordinator is not None:  # first: nothing below may keep a dead coordinator's socket
+            coordinator.remove_if_orphaned()
         for run in service.engine.runs():
             await service.unregister(run.run_id)
         service.trust.remove()
         if initial is None:
             with contextlib.suppress(FileNotFoundError):
                 service.control.unlink()
-            if coordinator is not None:
-                coordinator.remove_if_orphaned()
         else:  # an ephemeral service's socket directory is its own: leave nothing behind
             shutil.rmtree(service.paths.sockets, ignore_errors=True)
         audit_stream.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import threading
 import time
@@ -41,6 +42,7 @@ from proxy.runs import RunPolicy
 from proxy.tunnels import Tunnel
 
 CHUNK = 256 * 1024
+HTTP_REQUEST = re.compile(rb"[A-Z]{3,12} \S+ HTTP/1\.[01]\r?\n")  # the request line of one
 DIAL_TIMEOUT_S = 15.0
 WRITE_WAIT_TURNS = 100
 
@@ -174,8 +176,8 @@ class _Tunnel:
             self.writer.write(OK)
             hello_bytes, hello = await self._hello(rest)
             refused = hello_refusal(self.tunnel, hello)
-            if refused is not None:
-                return self.refuse(refused, 0)
+            if refused is not None:  # a plain HTTP client can read why; a TLS one can't
+                return self.refuse(refused, 403 if HTTP_REQUEST.match(hello_bytes) else 0)
             ended = "closed"
             try:
                 await self._send(upstream, hello_bytes)

@@ -16,15 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from core.errors import UsageError
+from core.home import remove_tree
 from core.unixline import Unreachable, exchange
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 WORKERS_DIR = "workers"
 WORKERS_FLAG = "--workers"
@@ -34,11 +37,12 @@ MAX_WORKERS = 64
 
 
 def default_count() -> int:
-    """One worker per core this process may run on."""
+    """One worker per core this process may run on, at most MAX_WORKERS."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
 
 
 def count_of(argv: list[str]) -> int | None:
@@ -91,7 +95,7 @@ class Worker:
         """Start worker ``slot`` (call from the thread that lives as long as the coordinator:
         the worker's death signal follows the thread that started it)."""
         home = base / str(slot)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_tree(home)
         home.mkdir(mode=0o700, parents=True)
         proc = subprocess.Popen(  # noqa: S603 - our own service, argv from runner.proxyd
             [*argv, f"{WORKER_DIR_FLAG}={home}"],
@@ -183,3 +187,34 @@ def count_for(argv: list[str]) -> int:
 def is_worker(argv: list[str]) -> bool:
     """Does ``argv`` start a worker of a coordinator?"""
     return any(a == WORKER_DIR_FLAG or a.startswith(WORKER_DIR_FLAG + "=") for a in argv)
+
+
+def lost_line(run_id: str, pid: int, code: int | None) -> str:
+    """The audit line of a run cut off because its worker died (as the workers' lines: JSON,
+    the keys of core.logs). Imported here: a worker is rarely lost."""
+    import datetime
+
+    from core import logs
+    from proxy.reasons import Reason
+
+    entry: dict[str, Any] = {
+        logs.RUN_ID: run_id,
+        logs.METHOD: None,
+        logs.HOST: None,
+        logs.PORT: None,
+        logs.PATH: None,
+        logs.STATUS: 0,
+        logs.DECISION: "deny",
+        logs.REASON: str(Reason.WORKER_LOST),
+        logs.SECRETS_INJECTED: [],
+        "error": f"its proxy worker (pid {pid}) exited with {how(code)}; the run is cut off",
+        logs.EVENT: logs.AUDIT_EVENT,
+        "ts": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+    }
+    return json.dumps(entry) + "\n"
+
+
+def how(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal {-code}"
+    return f"code {code}"

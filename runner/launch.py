@@ -137,7 +137,12 @@ def run_warm(argv: list[str], *, path: Path) -> int | None:
             sent += 1
             taken[0].signal(got[sent - 1])
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    # A SIGINT this process ignores (a background job of a script, `nohup`-like wrappers) stays
+    # ignored, as the usual path leaves it: Python installs no handler for an ignored SIGINT.
+    # SIGTERM and SIGHUP are always handled, as `coatcheck run` handles them itself.
+    caught = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+              if s != signal.SIGINT or signal.getsignal(s) is not signal.SIG_IGN]  # fmt: skip
+    old = {s: signal.signal(s, forward) for s in caught}
     try:
         launched = hand_over(argv, path=path)
         if launched is None:

@@ -219,12 +219,9 @@ def reap_orphans() -> None:
     from sandbox.docker import Sandboxes
 
     sandboxes = Sandboxes()
-    try:
+    with contextlib.suppress(Exception):  # no engine, or it failed: the next run's start reaps
         sandboxes.reap_orphans()
-    except Exception:  # noqa: BLE001 - no engine, or it failed: the next run's start reaps
-        return
-    with contextlib.suppress(Exception):
-        sandboxes.client.close()
+    sandboxes.close()
 
 
 # -- the service's side ------------------------------------------------------------------------

@@ -123,6 +123,12 @@ class Sandboxes:
                 ) from None
         return self._client
 
+    def close(self) -> None:  # the engine connection, if opened (a new one opens on next use)
+        client, self._client = self._client, None
+        with contextlib.suppress(Exception):
+            if client is not None:
+                client.close()
+
     def check_image(self, image: str) -> None:
         if self.image_labels(image) is None:
             raise ImageMissing(_missing(image))
@@ -173,15 +179,16 @@ class Sandboxes:
         """Remove sandboxes of this host whose owning process is gone (after a crash)."""
         host = socket.gethostname()
         reaped = 0
-        for c in self.client.containers.list(all=True, filters={"label": LABEL_RUN}):
-            labels = c.labels or {}
+        api = self.client.api  # list only: `containers.list` inspects too (races removals)
+        for c in api.containers(all=True, filters={"label": LABEL_RUN}):
+            labels = c.get("Labels") or {}
             if labels.get(LABEL_HOST) != host:
                 continue
             pid = int(labels.get(LABEL_OWNER, "0") or 0)
             if pid and alive(pid):
                 continue
             with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
+                api.remove_container(c["Id"], force=True)
                 reaped += 1
         return reaped
 

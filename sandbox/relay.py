@@ -45,16 +45,22 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
             dst.shutdown(socket.SHUT_WR)
 
 
+_ANSWERED = threading.Event()  # the proxy has answered once: a socket gone now stays gone
+
+
 def _connect_unix(path: str) -> socket.socket | None:
+    """The run's socket; waits up to CONNECT_WAIT_S for it while the proxy may still be
+    starting, not once it has answered (its worker died: the run fails closed at once)."""
     deadline = time.monotonic() + CONNECT_WAIT_S
     while True:
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             upstream.connect(path)
+            _ANSWERED.set()
             return upstream
         except OSError:
             upstream.close()
-            if time.monotonic() > deadline:
+            if _ANSWERED.is_set() or time.monotonic() > deadline:
                 return None
             time.sleep(0.02)
 

@@ -61,7 +61,7 @@ PURE = (
     "proxy/fragments.py", "proxy/overrides.py",
     "runner/schedule/cron.py", "runner/schedule/zones.py", "runner/schedule/policy.py",
     "runner/serve/tokens.py", "runner/serve/github.py", "runner/serve/firing.py",
-    "sandbox/names.py",
+    "sandbox/names.py", "core/wire.py",
 )  # fmt: skip
 IO_MODULES = {"mitmproxy", "docker", "keyring", "socket", "subprocess", "structlog", "requests",
               "httpx", "asyncio", "os", "shutil"}  # fmt: skip

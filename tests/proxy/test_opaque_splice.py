@@ -124,10 +124,14 @@ def test_a_dead_opaque_host_is_a_502(proxy: ProxyHarness) -> None:
 def test_non_tls_bytes_on_an_opaque_tunnel_are_not_passed_on(
     proxy: ProxyHarness, upstream: Upstream, tag: str
 ) -> None:
+    """A plain HTTP request is answered with the refusal (its client can read it), then the
+    tunnel is closed; nothing reaches the upstream."""
     run = proxy.register(allow_opaque=[API])
     conn, resp = connect(run.proxy_url, f"{API}:{upstream.port}")
     assert resp.status == 200
     conn.send(f"GET /echo?t={tag} HTTP/1.1\r\nHost: {API}\r\n\r\n".encode())
+    refused = conn.read()
+    assert refused.status == 403 and refused.refusal == "not_tls"
     assert conn.is_closed()
     conn.close()
     [line] = opaque_lines(proxy, run)

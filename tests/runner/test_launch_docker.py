@@ -68,6 +68,17 @@ def start_sleeper(home: Home) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE)  # fmt: skip
 
 
+def first_event(docker_api: Any, since: int, filters: dict[str, str]) -> Any:
+    """The first engine event since ``since`` matching ``filters`` (None within 60 s); the
+    event stream is closed after it (an open one is a leaked connection)."""
+    events = docker_api.events(decode=True, since=since, until=int(time.time()) + 60,
+                               filters=filters)  # fmt: skip
+    try:
+        return next(iter(events), None)
+    finally:
+        events.close()
+
+
 def containers_of(docker_api: Any, run_id: str) -> list[Any]:
     return list(docker_api.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}))
 
@@ -124,9 +135,7 @@ def test_killing_the_client_stops_the_run_and_removes_its_sandbox(
     proc.kill()
     proc.wait()
     destroyed = {"label": f"{RUN_LABEL}={run_id}", "event": "destroy"}
-    events = docker_api.events(decode=True, since=since, until=int(time.time()) + 60,
-                               filters=destroyed)  # fmt: skip
-    assert next(iter(events), None) is not None, "the sandbox was not removed"
+    assert first_event(docker_api, since, destroyed) is not None, "the sandbox was not removed"
     assert "stopped by SIGTERM" in proc.stderr.read()  # the run's process said so, and ended
     proc.stdout.close()
     proc.stderr.close()
@@ -172,9 +181,7 @@ def test_serve_runs_are_forked_by_the_zygote_and_stop_when_serve_is_killed(
         service.proc.kill()
         service.proc.wait()
         destroyed = {"label": f"{RUN_LABEL}={run_id}", "event": "destroy"}
-        events = docker_api.events(decode=True, since=since, until=int(time.time()) + 60,
-                                   filters=destroyed)  # fmt: skip
-        assert next(iter(events), None) is not None, "the run outlived coatcheck serve"
+        assert first_event(docker_api, since, destroyed), "the run outlived coatcheck serve"
     finally:
         service.close()
         if run_id:
