@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ WORKERS_FLAG = "--workers"
 WORKER_DIR_FLAG = "--worker-dir"  # a worker's own directory: the service runs as a worker
 MAX_REPLY = 4 * 1024 * 1024
 MAX_WORKERS = 64
+PARENT_EXIT_WAIT_S = 2.0  # CoordinatorSocket: how long a dying coordinator may take
 
 
 def default_count() -> int:
@@ -155,16 +157,33 @@ class Worker:
 class CoordinatorSocket:
     """A worker's note of its coordinator's ``control.sock``: should the coordinator die
     without removing it (``kill -9``), the worker, stopping because of that, removes it (that
-    very socket, not a newer coordinator's)."""
+    very socket, not a newer coordinator's).
+
+    The death signal comes when the coordinator's *thread* that started the worker ends, which
+    can be before the rest of a killed coordinator has (the worker's parent is then still the
+    coordinator). A coordinator that stops normally removes the socket before it stops its
+    workers, so a socket still there means it is dying, or alive and this worker was stopped on
+    its own: the worker gives the coordinator ``PARENT_EXIT_WAIT_S`` to be gone."""
 
     def __init__(self, path: Path) -> None:
         self.path, self.parent, self.ident = path, os.getppid(), _ident(path)
+        try:
+            self._parent_fd: int | None = os.pidfd_open(self.parent)
+        except OSError:  # Linux before 5.3: only a parent already replaced counts
+            self._parent_fd = None
 
-    def remove_if_orphaned(self) -> None:
-        orphaned = os.getppid() != self.parent
-        if orphaned and self.ident is not None and _ident(self.path) == self.ident:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+    def remove_if_orphaned(self, wait: float = PARENT_EXIT_WAIT_S) -> None:
+        if self.ident is None or _ident(self.path) != self.ident:
+            return
+        if os.getppid() == self.parent and not self._parent_exits(wait):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _parent_exits(self, wait: float) -> bool:
+        if self._parent_fd is None:
+            return False
+        return bool(select.select([self._parent_fd], [], [], wait)[0])
 
 
 def _ident(path: Path) -> tuple[int, int] | None:
