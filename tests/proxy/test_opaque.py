@@ -42,16 +42,16 @@ def client_hello(server_hostname: str | None) -> bytes:
 @pytest.mark.parametrize(
     ("head", "want"),
     [
-        pytest.param(b"CONNECT pypi.org:443 HTTP/1.1\r\nHost: x\r\n\r\n", ("pypi.org", 443),
+        pytest.param(b"CONNECT pypi.test:443 HTTP/1.1\r\nHost: x\r\n\r\n", ("pypi.test", 443),
                      id="plain"),
-        pytest.param(b"CONNECT PyPI.org.:443 HTTP/1.1\r\n\r\nrest", ("pypi.org", 443),
+        pytest.param(b"CONNECT PyPI.test.:443 HTTP/1.1\r\n\r\nrest", ("pypi.test", 443),
                      id="normalized"),
-        pytest.param(b"CONNECT pypi.org HTTP/1.1\r\n\r\n", None, id="no-port"),
-        pytest.param(b"CONNECT pypi.org:99999 HTTP/1.1\r\n\r\n", None, id="bad-port"),
-        pytest.param(b"CONNECT pypi.org:443 HTTP/1.1\r\n", None, id="incomplete"),
-        pytest.param(b"GET https://pypi.org/ HTTP/1.1\r\n\r\n", None, id="not-connect"),
-        pytest.param(b"CONNECT  pypi.org:443 HTTP/1.1\r\n\r\n", None, id="double-space"),
-        pytest.param(b"CONNECT pypi.org:443 SPDY/3\r\n\r\n", None, id="not-http1"),
+        pytest.param(b"CONNECT pypi.test HTTP/1.1\r\n\r\n", None, id="no-port"),
+        pytest.param(b"CONNECT pypi.test:99999 HTTP/1.1\r\n\r\n", None, id="bad-port"),
+        pytest.param(b"CONNECT pypi.test:443 HTTP/1.1\r\n", None, id="incomplete"),
+        pytest.param(b"GET https://pypi.test/ HTTP/1.1\r\n\r\n", None, id="not-connect"),
+        pytest.param(b"CONNECT  pypi.test:443 HTTP/1.1\r\n\r\n", None, id="double-space"),
+        pytest.param(b"CONNECT pypi.test:443 SPDY/3\r\n\r\n", None, id="not-http1"),
     ],
 )  # fmt: skip
 def test_parse_connect(head: bytes, want: tuple[str, int] | None) -> None:
@@ -83,13 +83,13 @@ def run_with(opaque: list[str], secret_domains: tuple[str, ...] = ()) -> RunPoli
 @pytest.mark.parametrize(
     ("opaque", "host", "port", "want"),
     [
-        pytest.param(["pypi.org"], "pypi.org", 443, Reason.OPAQUE, id="exact"),
-        pytest.param(["*.pythonhosted.org"], "files.pythonhosted.org", 443, Reason.OPAQUE,
+        pytest.param(["pypi.test"], "pypi.test", 443, Reason.OPAQUE, id="exact"),
+        pytest.param(["*.pyfiles.test"], "files.pyfiles.test", 443, Reason.OPAQUE,
                      id="wildcard"),
-        pytest.param(["*.pythonhosted.org"], "pythonhosted.org", 443, None, id="apex-not-wildcard"),
-        pytest.param(["pypi.org:443"], "pypi.org", 8443, None, id="other-port"),
-        pytest.param(["pypi.org"], "pypi.org.evil.test", 443, None, id="suffix-trick"),
-        pytest.param([], "pypi.org", 443, None, id="none"),
+        pytest.param(["*.pyfiles.test"], "pyfiles.test", 443, None, id="apex-not-wildcard"),
+        pytest.param(["pypi.test:443"], "pypi.test", 8443, None, id="other-port"),
+        pytest.param(["pypi.test"], "pypi.test.evil.test", 443, None, id="suffix-trick"),
+        pytest.param([], "pypi.test", 443, None, id="none"),
     ],
 )  # fmt: skip
 def test_decide_opaque(opaque: list[str], host: str, port: int, want: Reason | None) -> None:
@@ -105,14 +105,14 @@ def test_a_host_a_secret_covers_now_is_not_opaque() -> None:
 
 
 def test_a_cut_off_run_gets_no_opaque_tunnel() -> None:
-    got = decide_opaque(run_with(["pypi.org"]), "pypi.org", 443, cut_off=True)
+    got = decide_opaque(run_with(["pypi.test"]), "pypi.test", 443, cut_off=True)
     assert got is not None and not got.allowed and got.reason == Reason.UNEXPECTED_VALUE
 
 
 # -- the ClientHello ---------------------------------------------------------------------------
 def test_read_hello_finds_the_sni() -> None:
-    hello = read_hello(client_hello("pypi.org"))
-    assert hello.complete and hello.sni == "pypi.org"
+    hello = read_hello(client_hello("pypi.test"))
+    assert hello.complete and hello.sni == "pypi.test"
 
 
 def test_read_hello_without_sni() -> None:
@@ -121,29 +121,29 @@ def test_read_hello_without_sni() -> None:
 
 
 def test_read_hello_in_pieces_needs_more_until_whole() -> None:
-    data = client_hello("pypi.org")
+    data = client_hello("pypi.test")
     for cut in (1, 2, 5, 6, len(data) // 2, len(data) - 1):
         got = read_hello(data[:cut])
         assert not got.complete and not got.not_tls, cut
-    assert read_hello(data + b"more").sni == "pypi.org"
+    assert read_hello(data + b"more").sni == "pypi.test"
 
 
 def test_read_hello_across_records() -> None:
     """A ClientHello split over two TLS records (as a large key share makes it) is gathered."""
-    data = client_hello("pypi.org")
+    data = client_hello("pypi.test")
     body = data[5:]
     first, second = body[:100], body[100:]
     split = (
         b"\x16\x03\x01" + len(first).to_bytes(2, "big") + first
         + b"\x16\x03\x01" + len(second).to_bytes(2, "big") + second
     )  # fmt: skip
-    assert read_hello(split).sni == "pypi.org"
+    assert read_hello(split).sni == "pypi.test"
 
 
 @pytest.mark.parametrize(
     "data",
     [
-        pytest.param(b"GET / HTTP/1.1\r\nHost: pypi.org\r\n\r\n", id="http"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: pypi.test\r\n\r\n", id="http"),
         pytest.param(b"SSH-2.0-OpenSSH_9.6\r\n", id="ssh"),
         pytest.param(b"\x17\x03\x03\x00\x10" + b"x" * 16, id="application-data-record"),
         pytest.param(b"\x16\x03\x01\x00\x04\x02\x00\x00\x00", id="server-hello"),
@@ -178,11 +178,11 @@ def _with_extension(data: bytes, ext: bytes) -> bytes:
 
 def test_read_hello_refuses_two_server_names() -> None:
     """Two SNI extensions: which one would the upstream believe? Neither is checked: refused."""
-    data = _with_extension(client_hello("pypi.org"), _sni_extension(b"evil.test"))
+    data = _with_extension(client_hello("pypi.test"), _sni_extension(b"evil.test"))
     assert read_hello(data).not_tls
     # (the rewrite itself keeps a well-formed hello: another extension appended still parses)
-    other = _with_extension(client_hello("pypi.org"), b"\xfa\xfa\x00\x00")
-    assert read_hello(other).sni == "pypi.org"
+    other = _with_extension(client_hello("pypi.test"), b"\xfa\xfa\x00\x00")
+    assert read_hello(other).sni == "pypi.test"
 
 
 def test_read_hello_gives_up_past_its_limit() -> None:
@@ -192,21 +192,21 @@ def test_read_hello_gives_up_past_its_limit() -> None:
 
 @pytest.mark.parametrize(
     ("sni", "reason"),
-    [("pypi.org", None), ("PYPI.ORG", None), ("evil.test", Reason.SNI_MISMATCH),
+    [("pypi.test", None), ("PYPI.TEST", None), ("evil.test", Reason.SNI_MISMATCH),
      (None, Reason.SNI_MISMATCH)],
 )  # fmt: skip
 def test_hello_refusal(sni: str | None, reason: Reason | None) -> None:
-    got = hello_refusal(Tunnel("pypi.org", 443), read_hello(client_hello(sni)))
+    got = hello_refusal(Tunnel("pypi.test", 443), read_hello(client_hello(sni)))
     assert (got.reason if got else None) == reason
 
 
 def test_hello_refusal_of_no_hello() -> None:
-    got = hello_refusal(Tunnel("pypi.org", 443), None)
+    got = hello_refusal(Tunnel("pypi.test", 443), None)
     assert got is not None and got.reason == Reason.NOT_TLS
 
 
 def test_refusal_bytes_name_the_reason() -> None:
-    raw = refusal_bytes(deny(Reason.ADDRESS_PRIVATE, "pypi.org resolves to 10.0.0.1"), 403)
+    raw = refusal_bytes(deny(Reason.ADDRESS_PRIVATE, "pypi.test resolves to 10.0.0.1"), 403)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 403 ") and b"X-Coatcheck-Reason: address_private" in head
     assert f"Content-Length: {len(body)}".encode() in head and b"10.0.0.1" in body
@@ -216,14 +216,14 @@ def test_refusal_bytes_name_the_reason() -> None:
 @pytest.mark.parametrize(
     ("a", "b", "want"),
     [
-        ("pypi.org", "pypi.org", True),
-        ("pypi.org", "files.pypi.org", False),
-        ("*.pypi.org", "files.pypi.org", True),
-        ("*.pypi.org", "pypi.org", False),
+        ("pypi.test", "pypi.test", True),
+        ("pypi.test", "files.pypi.test", False),
+        ("*.pypi.test", "files.pypi.test", True),
+        ("*.pypi.test", "pypi.test", False),
         ("*.example.test", "*.api.example.test", True),
         ("*.a.example.test", "*.b.example.test", False),
-        ("pypi.org:443", "pypi.org:8443", False),
-        ("pypi.org:443", "pypi.org", True),
+        ("pypi.test:443", "pypi.test:8443", False),
+        ("pypi.test:443", "pypi.test", True),
     ],
 )
 def test_overlap_is_symmetric(a: str, b: str, want: bool) -> None:
@@ -238,22 +238,22 @@ def test_registration_refuses_an_opaque_pattern_over_a_secret_domain() -> None:
     message = exc.value.message
     assert "*.github.test" in message and "api.github.test" in message and "GH_TOKEN" in message
     assert "opaque hosts get no secret" in message
-    ok = parse_run({"run_id": "r-test", "secrets": [secret], "allow_opaque": ["pypi.org"]})
-    assert [str(p) for p in ok.allow_opaque] == ["pypi.org"]
+    ok = parse_run({"run_id": "r-test", "secrets": [secret], "allow_opaque": ["pypi.test"]})
+    assert [str(p) for p in ok.allow_opaque] == ["pypi.test"]
 
 
 def test_opaque_is_not_the_interception_allowlist() -> None:
-    run = parse_run({"run_id": "r-test", "allow_opaque": ["pypi.org"]})
+    run = parse_run({"run_id": "r-test", "allow_opaque": ["pypi.test"]})
     assert run.allowlist == ()
 
 
 def test_registration_carries_allow_opaque() -> None:
-    reg = Registration(run_id="r-test", allow_opaque=("pypi.org", "*.pythonhosted.org"))
+    reg = Registration(run_id="r-test", allow_opaque=("pypi.test", "*.pyfiles.test"))
     assert Registration.from_json(reg.to_json()) == reg
     with pytest.raises(UsageError):
-        Registration.from_json({"run_id": "r-test", "allow_opaque": "pypi.org"})
+        Registration.from_json({"run_id": "r-test", "allow_opaque": "pypi.test"})
     with pytest.raises(UsageError):
-        parse_run({"run_id": "r-test", "allow_opaque": ["https://pypi.org/"]})
+        parse_run({"run_id": "r-test", "allow_opaque": ["https://pypi.test/"]})
 
 
 @given(st.binary(max_size=4096))
@@ -265,7 +265,7 @@ def test_read_hello_never_raises(data: bytes) -> None:
 @given(st.integers(min_value=9, max_value=400), st.binary(min_size=1, max_size=64))
 def test_read_hello_of_a_mangled_hello_never_raises(at: int, junk: bytes) -> None:
     """Bytes of a real hello overwritten anywhere: a name, no name, or refused; never a crash."""
-    data = bytearray(client_hello("pypi.org"))
+    data = bytearray(client_hello("pypi.test"))
     data[at : at + len(junk)] = junk
     hello = read_hello(bytes(data))
     assert hello.sni is None or isinstance(hello.sni, str)

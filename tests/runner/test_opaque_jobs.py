@@ -18,7 +18,7 @@ from vault.secret import SecretValue
 from vault.store import Vault
 
 FLAGS = {
-    "secrets": (), "allow": (), "allow_opaque": ("files.pythonhosted.org",), "resolve": (),
+    "secrets": (), "allow": (), "allow_opaque": ("files.pyfiles.test",), "resolve": (),
     "allow_cidr": (), "upstream_ca": (), "env": (), "image": None, "timeout": None,
     "on_leak": None,
 }  # fmt: skip
@@ -36,10 +36,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_job_file_lists_opaque_hosts(tmp_path: Path) -> None:
-    job = load_job(write(tmp_path, 'allow_opaque = ["PyPI.org", "*.pythonhosted.org"]\n'))
-    assert job.allow_opaque == ("pypi.org", "*.pythonhosted.org")
+    job = load_job(write(tmp_path, 'allow_opaque = ["PyPI.test", "*.pyfiles.test"]\n'))
+    assert job.allow_opaque == ("pypi.test", "*.pyfiles.test")
     req = job_request(job, FLAGS)
-    assert req.allow_opaque == ("pypi.org", "*.pythonhosted.org", "files.pythonhosted.org")
+    assert req.allow_opaque == ("pypi.test", "*.pyfiles.test", "files.pyfiles.test")
     assert req.allow == ()  # opaque is its own allowlist, not --allow
     reg = registration(req, "r-opaque-job", {})
     assert reg.allow_opaque == req.allow_opaque
@@ -48,9 +48,9 @@ def test_a_job_file_lists_opaque_hosts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "words"),
     [
-        ('["https://pypi.org/simple"]', "allow_opaque[0]"),
+        ('["https://pypi.test/simple"]', "allow_opaque[0]"),
         ('["*"]', "allow_opaque[0]"),
-        ('"pypi.org"', "allow_opaque"),
+        ('"pypi.test"', "allow_opaque"),
     ],
 )
 def test_a_bad_opaque_pattern_names_its_field(tmp_path: Path, value: str, words: str) -> None:
@@ -69,7 +69,7 @@ def test_check_refuses_an_opaque_pattern_over_a_secret_domain(
     assert code != 0
     assert "allow_opaque" in err and "api.github.test" in err and "GH_TOKEN" in err, err
     assert "opaque hosts get no secret" in err
-    fine = write(tmp_path, 'secrets = ["GH_TOKEN"]\nallow_opaque = ["pypi.org"]\n')
+    fine = write(tmp_path, 'secrets = ["GH_TOKEN"]\nallow_opaque = ["pypi.test"]\n')
     assert main(["check", str(fine)]) == 0, capsys.readouterr().err
 
 
@@ -78,6 +78,6 @@ def test_a_run_with_a_conflicting_flag_is_refused_before_it_starts(home: Path) -
     [meta] = [m for m in Vault.open(home).list() if m.name == "GH_TOKEN"]
     with pytest.raises(UsageError, match="opaque hosts get no secret"):
         check_opaque(("api.github.test",), [meta])
-    check_opaque(("pypi.org",), [meta])
+    check_opaque(("pypi.test",), [meta])
     with pytest.raises(UsageError):
-        check_flags(RunRequest(command=("true",), allow_opaque=("pypi.org/simple",)))
+        check_flags(RunRequest(command=("true",), allow_opaque=("pypi.test/simple",)))
