@@ -31,6 +31,13 @@ def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
         proc.stdout.close()
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM ``proc`` unless it has exited, then :func:`wait_or_kill` it."""
+    if proc.poll() is None:
+        proc.terminate()
+    wait_or_kill(proc, timeout)
+
+
 def die_with_parent(parent: int) -> bool:
     """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so
     a run started by ``coatcheck serve`` stops (and removes its sandbox) when the service is

@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from core import pids
 from core.home import coatcheck_home, ensure_private_dir
 from core.pids import die_with_parent
 from proxy.paths import ProxyPaths
@@ -238,14 +239,8 @@ def spawn(service_args: list[str]) -> subprocess.Popen[bytes] | None:
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
     """Stop a zygote from ``spawn`` (it removes its socket); its runs get SIGTERM."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    if proc is not None:
+        pids.stop(proc, timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -146,6 +146,18 @@ def docker_api() -> Iterator[Any]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def clients_test_image(docker_api: Any) -> str:
+    """The test image of clients that ignore proxy variables (tests/support/clients_image.py);
+    skipped (a failure under COATCHECK_REQUIRE_DOCKER) when a client can't be prepared."""
+    from tests.support.clients_image import ClientsUnavailable, clients_image
+
+    try:
+        return clients_image(docker_api)
+    except ClientsUnavailable as exc:
+        pytest.skip(str(exc))
+
+
 # -- every test -----------------------------------------------------------------------------
 
 

@@ -350,17 +350,11 @@ def _start(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    from core import pids  # (REPO is on sys.path once bulk_targets has started anything)
+
     if proc.stdin:
         proc.stdin.close()
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
+    pids.stop(proc, timeout=10)  # (closes its stdout too)
 
 
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

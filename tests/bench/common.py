@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from core import pids
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -55,14 +57,8 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    if proc is not None:
+        pids.stop(proc, timeout=10)
 
 
 # -- /proc ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 
 STATS = {"connections": 0, "requests": 0}
 LOCK = threading.Lock()
@@ -78,6 +79,12 @@ def _serve(conn: socket.socket, ctx: ssl.SSLContext) -> None:
 
 
 def main(cert: str, key: str) -> None:
+    serve_tls(cert, key, _serve)
+
+
+def serve_tls(cert: str, key: str, serve: Callable[[socket.socket, ssl.SSLContext], None]) -> None:
+    """Serve each TLS connection on 127.0.0.1 with ``serve`` in a thread of its own; print the
+    port; exit when stdin closes (the parent closed it, or died). Shared by the upstreams."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["http/1.1"])
@@ -90,7 +97,7 @@ def main(cert: str, key: str) -> None:
         while True:
             conn, _ = listener.accept()
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=_serve, args=(conn, ctx), daemon=True).start()
+            threading.Thread(target=serve, args=(conn, ctx), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     print(listener.getsockname()[1], flush=True)

@@ -17,9 +17,12 @@ import os
 import socket
 import ssl
 import sys
-import threading
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root
+from tests.bench.upstream_fast import serve_tls  # noqa: E402
 
 MIB = 1 << 20
 MAX_BYTES = 4 << 30
@@ -110,24 +113,7 @@ def _serve(conn: socket.socket, ctx: ssl.SSLContext) -> None:
 
 
 def main(cert: str, key: str) -> None:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    ctx.set_alpn_protocols(["http/1.1"])
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-
-    def accept() -> None:
-        while True:
-            conn, _ = listener.accept()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=_serve, args=(conn, ctx), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    print(listener.getsockname()[1], flush=True)
-    sys.stdin.read()  # the parent closes stdin (or dies): we go too
-    os._exit(0)
+    serve_tls(cert, key, _serve)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ from tests.sandbox.names_support import (
     status_and_body,
     urllib3_pool,
 )
-from tests.support.clients_image import ClientsUnavailable, clients_image
 
 pytestmark = pytest.mark.docker
 
@@ -64,11 +63,8 @@ class Clients:
 
 
 @pytest.fixture(scope="module")
-def image(docker_api: Any) -> str:
-    try:
-        return clients_image(docker_api)
-    except ClientsUnavailable as exc:
-        pytest.skip(str(exc))
+def image(clients_test_image: str) -> str:
+    return clients_test_image
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import trustme
 from sandbox import names
 from tests.sandbox.helpers import Home, Result, vault_set
 from tests.sandbox.names_support import Upstreams, loopback_upstreams, node_fetch, run_clients
-from tests.support.clients_image import ClientsUnavailable, clients_image
 
 pytestmark = pytest.mark.docker
 
@@ -75,11 +74,8 @@ class Attack:
 
 
 @pytest.fixture(scope="module")
-def image(docker_api: Any) -> str:
-    try:
-        return clients_image(docker_api)
-    except ClientsUnavailable as exc:
-        pytest.skip(str(exc))
+def image(clients_test_image: str) -> str:
+    return clients_test_image
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from typing import Any
 
 from core import messages
 from core.messages import Registration
-from core.pids import wait_or_kill
+from core.pids import stop, wait_or_kill
 from core.placeholders import mint
 from proxy import control
 from proxy.paths import ProxyPaths
@@ -158,8 +158,7 @@ class ProxyHarness:
     def close(self) -> None:
         for run in self.runs:
             run.close()
-        self.proc.terminate()
-        wait_or_kill(self.proc, timeout=10)
+        stop(self.proc, timeout=10)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 
